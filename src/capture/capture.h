@@ -80,4 +80,38 @@ extern void CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 extern bool CaptureJsonParse(const char *data, int len, CampersoMessage *msg,
 							 const char **rule, char **reason);
 
+/*
+ * Decode limits. Messages above CAPTURE_HARD_MAX_BYTES are oversized
+ * whatever the source's max_message_bytes (default
+ * CAPTURE_DEFAULT_MAX_MESSAGE_BYTES) says: jsonb cannot hold much more, and
+ * a batch must fit its memory context. Nesting deeper than
+ * CAPTURE_MAX_DEPTH is too_deep: PostgreSQL's own JSON parsers recurse,
+ * so the limit keeps them far from the stack limit.
+ */
+#define CAPTURE_HARD_MAX_BYTES				(64 * 1024 * 1024)
+#define CAPTURE_DEFAULT_MAX_MESSAGE_BYTES	(1024 * 1024)
+#define CAPTURE_MAX_DEPTH					512
+
+/* CaptureJsonParse that also names the top-level key at fault (or NULL). */
+extern bool CaptureJsonParseField(const char *data, int len, CampersoMessage *msg,
+								  const char **rule, char **reason,
+								  const char **field);
+
+/* A compiled path of the `mapping` option: $.a.b[0] */
+typedef struct CaptureJsonPathStep
+{
+	const char *key;			/* NULL for an array index */
+	int			index;
+} CaptureJsonPathStep;
+
+typedef struct CaptureJsonPath
+{
+	int			nsteps;
+	CaptureJsonPathStep *steps;
+} CaptureJsonPath;
+
+extern CaptureJsonPath *CaptureJsonPathCompile(const char *path, char **error);
+extern bool CaptureJsonPathLookup(CampersoMessage *msg, const CaptureJsonPath *path,
+								  CampersoField *out);
+
 #endif							/* CAMPERSO_CAPTURE_H */

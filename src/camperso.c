@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "capture/capture.h"
+#include "security/security.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,6 +30,8 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
+	/* Stage GUCs first: CoreDefineGucs reserves the prefix at its end. */
+	SecurityDefineGucs();
 	CoreDefineGucs(process_shared_preload_libraries_in_progress);
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -29,5 +29,7 @@
 #define ERRCODE_CAMPERSO_MODEL				MAKE_SQLSTATE('C','P','3','0','0')
 /* CP700..: security */
 #define ERRCODE_CAMPERSO_KEY				MAKE_SQLSTATE('C','P','7','0','0')
+/* CP701: an envelope failed authentication (tampered or wrong key) */
+#define ERRCODE_CAMPERSO_DECRYPT			MAKE_SQLSTATE('C','P','7','0','1')
 
 #endif							/* CAMPERSO_ERRORS_H */

@@ -113,6 +113,8 @@ SELECT camperso.ensure_partition('"a_very_long_table_name_that_fills_almost_all_
 CREATE ROLE pt_writer;
 CREATE ROLE pt_reader;
 GRANT USAGE ON SCHEMA camperso TO pt_writer, pt_reader;
+-- PUBLIC may execute no camperso function (security stage): grant what is tested.
+GRANT EXECUTE ON FUNCTION camperso.ensure_partition(regclass, text), camperso.partition_table(regclass, text, interval, integer, interval, text) TO pt_writer, pt_reader;
 GRANT INSERT ON pt_events TO pt_writer;
 GRANT SELECT ON pt_events TO pt_reader;
 SET ROLE pt_writer;
@@ -138,6 +140,7 @@ SELECT count(*) AS registered_before FROM camperso.partition_config;
 SELECT count(*) AS maintained FROM camperso.run_maintenance();
 SELECT count(*) AS registered_after FROM camperso.partition_config;
 REVOKE USAGE ON SCHEMA camperso FROM pt_writer, pt_reader;
+REVOKE EXECUTE ON FUNCTION camperso.ensure_partition(regclass, text), camperso.partition_table(regclass, text, interval, integer, interval, text) FROM pt_writer, pt_reader;
 DROP ROLE pt_writer;
 DROP ROLE pt_reader;
 DROP ROLE pt_admin;

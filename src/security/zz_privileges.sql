@@ -18,6 +18,11 @@
 REVOKE ALL ON ALL TABLES IN SCHEMA camperso FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA camperso FROM PUBLIC;
 REVOKE ALL ON ALL ROUTINES IN SCHEMA camperso FROM PUBLIC;
+-- The analyst reads the model, never camperso's own catalogs: whatever a
+-- stage granted it here is taken back, and the short list below given.
+REVOKE ALL ON ALL TABLES IN SCHEMA camperso FROM camperso_analyst;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA camperso FROM camperso_analyst;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA camperso FROM camperso_analyst;
 
 -- Tables.
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA camperso TO camperso_admin;
@@ -43,6 +48,7 @@ BEGIN
 				-- ingest: the land path (workers run as the source owner)
 				('ingest', 'camperso_ingest'), ('ingest_batch', 'camperso_ingest'),
 				('pseudonymize', 'camperso_ingest'), ('pseudonyms', 'camperso_ingest'), ('encrypt', 'camperso_ingest'),
+				('ensure_partition', 'camperso_ingest'),
 				-- analyst: what row-level security and the masked views call
 				('visible_apps', 'camperso_analyst'), ('mask_email', 'camperso_analyst'), ('truncate_ip', 'camperso_analyst'),
 				-- pii_reader: un-masked values

@@ -39,7 +39,8 @@ PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags $(PKG_MODULES) 2>/dev/
 SHLIB_LINK = $(shell pkg-config --libs $(PKG_MODULES) 2>/dev/null) -lpthread
 
 KAFKA_TOOL = tools/camperso-kafka
-EXTRA_CLEAN = $(KAFKA_TOOL) results regression.diffs regression.out
+GEN_TOOL = tools/camperso-gen
+EXTRA_CLEAN = $(KAFKA_TOOL) $(GEN_TOOL) results regression.diffs regression.out
 
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
@@ -58,7 +59,11 @@ $(DATA_built): $(STAGE_SQL) camperso.control Makefile
 $(KAFKA_TOOL): tools/kafka_mock.c
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< $(shell pkg-config --cflags --libs rdkafka) -lpthread
 
-all: $(KAFKA_TOOL)
+# The event generator (tests, demo, benchmarks): plain C, no dependencies.
+$(GEN_TOOL): tools/gen.c
+	$(CC) -O2 -g -Wall -Wextra -o $@ $<
+
+all: $(KAFKA_TOOL) $(GEN_TOOL)
 
 .PHONY: test demo demo-stop bench deps
 deps:

@@ -179,3 +179,5 @@ REVOKE ALL ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_fr
 GRANT SELECT ON camperso.observe_settings, camperso.freshness_slas, camperso.observe_settings_all TO camperso_admin, pg_monitor;
 GRANT ALL ON camperso.observe_settings, camperso.freshness_slas TO camperso_admin;
 GRANT EXECUTE ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_freshness_sla(text, interval, text) TO camperso_admin;
+REVOKE ALL ON FUNCTION camperso.observe_defaults(), camperso.observe_setting(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION camperso.observe_defaults(), camperso.observe_setting(text) TO camperso_admin;

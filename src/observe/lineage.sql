@@ -215,6 +215,8 @@ $$;
 COMMENT ON FUNCTION camperso.openlineage_events(timestamptz) IS 'OpenLineage RunEvent JSON for every run of camperso.runs: a START event and, once finished, a COMPLETE or FAIL event, for events at or after since';
 
 REVOKE ALL ON FUNCTION camperso.openlineage_events(timestamptz), camperso.openlineage_event(camperso.runs, text),
-	camperso.openlineage_dataset(text), camperso.lineage_row_count(camperso.runs, text, text) FROM PUBLIC;
+	camperso.openlineage_dataset(text), camperso.lineage_row_count(camperso.runs, text, text),
+	camperso.lineage_namespace(), camperso.openlineage_facet(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION camperso.openlineage_events(timestamptz), camperso.openlineage_event(camperso.runs, text),
-	camperso.openlineage_dataset(text), camperso.lineage_row_count(camperso.runs, text, text) TO camperso_admin;
+	camperso.openlineage_dataset(text), camperso.lineage_row_count(camperso.runs, text, text),
+	camperso.lineage_namespace(), camperso.openlineage_facet(text, jsonb) TO camperso_admin;

@@ -101,7 +101,8 @@ SELECT pg_temp.try($$SELECT camperso.check_pii_options('{"pii": {"user_id": "pse
 SELECT o AS options, pg_temp.try(format('SELECT camperso.check_pii_options(%L)', o)) AS result
   FROM (VALUES ('{"pii": ["user_id"]}'), ('{"pii": {"user_id": "hash"}}'), ('{"pii": {"user_id": 1}}'),
 			   ('{"pii": {"": "drop"}}'), ('{"pii": {"user_id": "pseudonymize"}, "raw": "clear"}'),
-			   ('{"raw": "shred"}'), ('{"raw": true}')) AS t(o);
+			   ('{"raw": "shred"}'), ('{"raw": true}'), ('{"pii": {"_key": "truncate"}}'),
+			   ('{"pii": {"_key": "pseudonymize"}}'), ('{"pii": {"_key": "drop"}, "raw": "drop"}')) AS t(o);
 -- The sources catalog refuses a bad pii option when the source is made.
 CREATE TABLE sec_target (user_id text, app_id text, _raw bytea);
 SELECT pg_temp.try($$INSERT INTO camperso.sources (name, brokers, topic, target, options)

@@ -87,6 +87,7 @@
 
 #include "core/errors.h"
 #include "capture/land_internal.h"
+#include "security/security.h"
 
 /* Rows per heap multi-insert, as COPY's MAX_BUFFERED_TUPLES. */
 #define LAND_MAX_BUFFERED	1000
@@ -481,6 +482,11 @@ CaptureTargetOpen(const char *source_name)
 	}
 
 	ApplyOptions(t, options);
+	/* the source's PII rules (security stage), applied before typing */
+	t->pii = SecurityPiiCompileText(options, t->relid);
+	for (i = 0; t->pii && i < td->natts; i++)
+		if (t->cols[i].kind == CK_META_RAW)
+			SecurityPiiCheckRaw(t->pii, t->cols[i].typid, t->relname);
 
 	/* the key hash: columns filled from a top-level key of their name */
 	t->hashsize = 16;
@@ -611,6 +617,12 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 		LandQuarantine(ls, i, rule, field, reason);
 		return false;
 	}
+	if (t->pii && !SecurityApplyPii(t->pii, &msg, &rule, &field, &reason))
+	{
+		LandQuarantine(ls, i, rule, field, reason);
+		ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, m, &msg);
+		return false;
+	}
 
 	/* match top-level keys to columns; a later duplicate key wins */
 	byfield = palloc0(t->natts * sizeof(CampersoField *));
@@ -649,11 +661,15 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 				}
 				continue;
 			case CK_META_KEY:
-				if (m->key != NULL)
 				{
+					const char *key = m->key;
+					int			key_len = m->key_len;
+
+					if (key == NULL || (t->pii && !SecurityPiiKey(t->pii, &key, &key_len)))
+						continue;
 					if (col->typid == TEXTOID &&
-						(memchr(m->key, '\0', m->key_len) != NULL ||
-						 !pg_verify_mbstr(PG_UTF8, m->key, m->key_len, true)))
+						(memchr(key, '\0', key_len) != NULL ||
+						 !pg_verify_mbstr(PG_UTF8, key, key_len, true)))
 					{
 						LandQuarantine(ls, i, "invalid_utf8", col->name,
 									   "the message key is not valid UTF-8 text");
@@ -662,8 +678,8 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 					}
 					nulls[c] = false;
 					values[c] = col->typid == TEXTOID ?
-						PointerGetDatum(cstring_to_text_with_len(m->key, m->key_len)) :
-						PointerGetDatum(MakeBytea(m->key, m->key_len));
+						PointerGetDatum(cstring_to_text_with_len(key, key_len)) :
+						PointerGetDatum(MakeBytea(key, key_len));
 				}
 				continue;
 			case CK_META_RECEIVED_AT:
@@ -671,6 +687,13 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 				values[c] = TimestampTzGetDatum(m->received_at);
 				continue;
 			case CK_META_RAW:
+				if (t->pii)
+				{
+					/* encrypted or dropped (security stage) */
+					values[c] = PointerGetDatum(SecurityRawValue(t->pii, m->payload, m->payload_len));
+					nulls[c] = (values[c] == (Datum) 0);
+					continue;
+				}
 				nulls[c] = false;
 				if (col->typid == BYTEAOID)
 					values[c] = PointerGetDatum(MakeBytea(m->payload, m->payload_len));

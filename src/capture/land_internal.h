@@ -88,6 +88,7 @@ struct CaptureTarget
 	bool		has_defaults;
 	bool		has_generic;
 	Oid			ensure_partition_fn;	/* camperso.ensure_partition, or 0 */
+	struct SecurityPii *pii;	/* pii/raw options (security.h), NULL: clear */
 };
 
 /* convert.c */

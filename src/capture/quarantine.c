@@ -32,6 +32,7 @@
 
 #include "core/errors.h"
 #include "capture/land_internal.h"
+#include "security/security.h"
 
 #define QUARANTINE_MAX_BUFFERED 1000
 
@@ -118,6 +119,7 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 	EState	   *estate;
 	ResultRelInfo *rri;
 	AttrNumber	attnos[QC_COUNT];
+	AttrNumber	encrypted_attno;
 	ExprState **defaults;
 	TupleTableSlot *slots[QUARANTINE_MAX_BUFFERED];
 	BulkInsertState bistate;
@@ -157,6 +159,13 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 					 errmsg("camperso.quarantine has no column \"%s\"", quarantine_columns[c]),
 					 errhint("Reinstall the camperso extension.")));
 	}
+
+	/* payloads of a source with pii fields are envelopes (security stage) */
+	encrypted_attno = InvalidAttrNumber;
+	for (i = 0; i < tupdesc->natts; i++)
+		if (!TupleDescAttr(tupdesc, i)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "payload_encrypted") == 0)
+			encrypted_attno = i + 1;
 
 	/* every column the land path does not fill takes its default */
 	defaults = palloc0(tupdesc->natts * sizeof(ExprState *));
@@ -211,9 +220,28 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 		if (m->offset >= 0)
 			SET(QC_OFFSET, Int64GetDatum(m->offset));
 		if (m->key)
-			SET(QC_KEY, PointerGetDatum(MakeBytea(m->key, m->key_len)));
+		{
+			const char *key = m->key;
+			int			key_len = m->key_len;
+
+			if (SecurityPiiKey(target->pii, &key, &key_len))
+				SET(QC_KEY, PointerGetDatum(MakeBytea(key, key_len)));
+		}
 		SET(QC_RECEIVED_AT, TimestampTzGetDatum(m->received_at));
-		SET(QC_PAYLOAD, PointerGetDatum(MakeBytea(m->payload, m->payload_len)));
+		if (target->pii)
+		{
+			bool		encrypted;
+
+			SET(QC_PAYLOAD, PointerGetDatum(SecurityQuarantineValue(target->pii, m->payload,
+																	m->payload_len, &encrypted)));
+			if (encrypted && encrypted_attno != InvalidAttrNumber)
+			{
+				v[encrypted_attno - 1] = BoolGetDatum(true);
+				n[encrypted_attno - 1] = false;
+			}
+		}
+		else
+			SET(QC_PAYLOAD, PointerGetDatum(MakeBytea(m->payload, m->payload_len)));
 		SET(QC_RULE, PointerGetDatum(cstring_to_text(q->rule)));
 		if (q->field)
 			SET(QC_FIELD, PointerGetDatum(cstring_to_text(q->field)));

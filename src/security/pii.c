@@ -15,9 +15,12 @@
  *		  truncate		an IPv4 address keeps its /24 (a.b.c.0), an IPv6
  *						address its /48; any other value sends the message
  *						to the quarantine (rule "pii"), never to the target
- *		  encrypt		the value becomes the hex text ("\x...") of its
- *						envelope: lands in a bytea column as the envelope,
- *						readable with camperso.decrypt() by the roles allowed
+ *		  encrypt		the value becomes its envelope: the envelope's bytes
+ *						when the target column is bytea, its hex text
+ *						("\x...", castable to bytea) otherwise; readable with
+ *						camperso.decrypt() by the roles allowed
+ *	  The Kafka key may be named as "_key" (pseudonymize or drop): it often
+ *	  holds the user id, and lands in _key and in the quarantine.
  *	  "raw": "encrypt" | "drop" | "clear"
  *		  what _raw (the message byte-exact) holds: its envelope, NULL, or
  *		  the bytes in clear. The default is "encrypt" when "pii" names any
@@ -40,8 +43,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "core/errors.h"
@@ -145,6 +150,10 @@ CompileFields(JsonbValue *piiv, SecurityPii *pii)
 		}
 		if (i == lengthof(pii_actions))
 			InvalidPii("The action for field \"%s\" is not pseudonymize, drop, truncate or encrypt.", field);
+		if (strcmp(field, "_key") == 0 &&
+			pii_actions[i].action != SECURITY_PII_PSEUDONYMIZE &&
+			pii_actions[i].action != SECURITY_PII_DROP)
+			InvalidPii("The message key \"%s\" can only be pseudonymized or dropped.", field);
 		pii->fields[pii->nfields].name = field;
 		pii->fields[pii->nfields].action = pii_actions[i].action;
 		pii->nfields++;
@@ -201,6 +210,62 @@ SecurityPiiCompile(Jsonb *options)
 	return pii;
 }
 
+/* See security.h. */
+SecurityPii *
+SecurityPiiCompileText(const char *options, Oid relid)
+{
+	SecurityPii *pii;
+	int			i;
+
+	if (options == NULL)
+		return NULL;
+	pii = SecurityPiiCompile(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(options))));
+	for (i = 0; pii != NULL && i < pii->nfields; i++)
+	{
+		SecurityPiiField *pf = &pii->fields[i];
+		AttrNumber	attnum;
+
+		if (pf->action != SECURITY_PII_ENCRYPT || !OidIsValid(relid))
+			continue;
+		attnum = get_attnum(relid, pf->name);
+		pf->binary = attnum != InvalidAttrNumber && get_atttype(relid, attnum) == BYTEAOID;
+	}
+	return pii;
+}
+
+/* The action for a field name, or NULL. */
+static SecurityPiiField *
+PiiFieldFor(SecurityPii *pii, const char *name)
+{
+	int			j;
+
+	for (j = 0; j < pii->nfields; j++)
+	{
+		if (strcmp(pii->fields[j].name, name) == 0)
+			return &pii->fields[j];
+	}
+	return NULL;
+}
+
+/* See security.h. */
+bool
+SecurityPiiKey(SecurityPii *pii, const char **key, int *len)
+{
+	SecurityPiiField *pf;
+	char	   *out;
+
+	if (pii == NULL || *key == NULL || (pf = PiiFieldFor(pii, "_key")) == NULL)
+		return true;
+	if (pf->action == SECURITY_PII_DROP)
+		return false;
+	out = palloc(SECURITY_PSEUDONYM_LEN + 1);
+	SecurityPseudonymize(SecurityCurrentKey(), *key, *len, out);
+	out[SECURITY_PSEUDONYM_LEN] = '\0';
+	*key = out;
+	*len = SECURITY_PSEUDONYM_LEN;
+	return true;
+}
+
 /* The text a field's value is rewritten from: the string, or its JSON text. */
 static void
 FieldSource(CampersoField *f, const char **text, int *len)
@@ -212,10 +277,9 @@ FieldSource(CampersoField *f, const char **text, int *len)
 /* See security.h. */
 bool
 SecurityApplyPii(SecurityPii *pii, CampersoMessage *msg,
-				 const char **rule, char **reason)
+				 const char **rule, const char **field, char **reason)
 {
 	int			i;
-	int			j;
 	int			kept = 0;
 
 	if (pii == NULL || pii->nfields == 0)
@@ -224,18 +288,10 @@ SecurityApplyPii(SecurityPii *pii, CampersoMessage *msg,
 	for (i = 0; i < msg->nfields; i++)
 	{
 		CampersoField *f = &msg->fields[i];
-		SecurityPiiField *pf = NULL;
+		SecurityPiiField *pf = PiiFieldFor(pii, f->name);
 		const char *src;
 		int			len;
 
-		for (j = 0; j < pii->nfields; j++)
-		{
-			if (strcmp(pii->fields[j].name, f->name) == 0)
-			{
-				pf = &pii->fields[j];
-				break;
-			}
-		}
 		if (pf == NULL || (f->kind == CJ_NULL && pf->action != SECURITY_PII_DROP))
 		{
 			msg->fields[kept++] = *f;
@@ -265,6 +321,7 @@ SecurityApplyPii(SecurityPii *pii, CampersoMessage *msg,
 					if (out == NULL)
 					{
 						*rule = "pii";
+						*field = f->name;
 						*reason = psprintf("field \"%s\" is not an IP address and cannot be truncated", f->name);
 						return false;
 					}
@@ -276,15 +333,28 @@ SecurityApplyPii(SecurityPii *pii, CampersoMessage *msg,
 				{
 					bytea	   *env = SecurityEncrypt(src, len);
 					int			elen = VARSIZE(env) - VARHDRSZ;
-					char	   *out = palloc(2 * elen + 3);
+					char	   *out;
 
-					out[0] = '\\';
-					out[1] = 'x';
-					hex_encode(VARDATA(env), elen, out + 2);
-					out[2 * elen + 2] = '\0';
+					if (pf->binary)
+					{
+						/* the envelope itself, for a bytea column */
+						out = palloc(elen + 1);
+						memcpy(out, VARDATA(env), elen);
+						out[elen] = '\0';
+						f->text_len = elen;
+					}
+					else
+					{
+						/* its hex text, the bytea input syntax */
+						out = palloc(2 * elen + 3);
+						out[0] = '\\';
+						out[1] = 'x';
+						hex_encode(VARDATA(env), elen, out + 2);
+						out[2 * elen + 2] = '\0';
+						f->text_len = 2 * elen + 2;
+					}
 					pfree(env);
 					f->text = out;
-					f->text_len = 2 * elen + 2;
 					f->kind = CJ_STRING;
 					break;
 				}
@@ -304,6 +374,18 @@ ByteaCopy(const char *data, int len)
 	SET_VARSIZE(b, VARHDRSZ + len);
 	memcpy(VARDATA(b), data, len);
 	return b;
+}
+
+/* See security.h. */
+void
+SecurityPiiCheckRaw(SecurityPii *pii, Oid typid, const char *relname)
+{
+	if (pii != NULL && pii->raw == SECURITY_RAW_ENCRYPT && typid != BYTEAOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column _raw of %s must be bytea to hold encrypted payloads", relname),
+				 errdetail("The source has pii fields, so _raw stores the message as an envelope."),
+				 errhint("Make _raw bytea, drop the column, or set the source option \"raw\": \"drop\".")));
 }
 
 /* See security.h. */

@@ -91,6 +91,7 @@ typedef struct SecurityPiiField
 {
 	char	   *name;
 	SecurityPiiAction action;
+	bool		binary;			/* encrypt into a bytea column: raw envelope */
 } SecurityPiiField;
 
 typedef struct SecurityPii
@@ -106,15 +107,34 @@ typedef struct SecurityPii
  * options raise ERROR with SQLSTATE 22023.
  */
 extern SecurityPii *SecurityPiiCompile(Jsonb *options);
+/*
+ * The same from the options' JSON text (NULL: no options), for a source
+ * landing into relid: an "encrypt" field whose column is bytea gets the
+ * envelope's bytes, any other column its hex text ("\x...").
+ */
+extern SecurityPii *SecurityPiiCompileText(const char *options, Oid relid);
 
 /*
  * Rewrites msg's PII fields in place (new strings in the current memory
- * context). Returns false, with *rule = "pii" and *reason, when a field
- * cannot be rewritten safely (e.g. "truncate" on a value that is not an IP
- * address); the caller quarantines the message then.
+ * context). Returns false, with *rule = "pii", *field and *reason, when a
+ * field cannot be rewritten safely (e.g. "truncate" on a value that is not
+ * an IP address); the caller quarantines the message then.
  */
 extern bool SecurityApplyPii(SecurityPii *pii, CampersoMessage *msg,
-							 const char **rule, char **reason);
+							 const char **rule, const char **field, char **reason);
+
+/*
+ * Applies the pii action for "_key" (the Kafka key) to *key and *len: returns
+ * false when the key is to be dropped (stored as NULL), else true with
+ * *key and *len pointing at the pseudonym (or unchanged without an action).
+ */
+extern bool SecurityPiiKey(SecurityPii *pii, const char **key, int *len);
+
+/*
+ * Refuses (ERROR) a _raw column of type typid that cannot hold what the
+ * options ask for: an envelope needs bytea.
+ */
+extern void SecurityPiiCheckRaw(SecurityPii *pii, Oid typid, const char *relname);
 
 /*
  * What a source stores in _raw for a message: the payload as is, its

@@ -200,6 +200,9 @@ SELECT pg_temp.err($$SELECT camperso.scd2_merge('dim_json', 'src_json', '{id}', 
 -- Privileges: writing a dimension needs INSERT and UPDATE on it.
 CREATE ROLE scd2_reader;
 GRANT USAGE ON SCHEMA camperso TO scd2_reader;
+-- (functions are not executable by PUBLIC: an admin grants them)
+GRANT EXECUTE ON FUNCTION camperso.scd2_merge(regclass, regclass, text[], text[], text[], text),
+	camperso.lookup_sk(regclass, text, timestamptz) TO scd2_reader;
 GRANT SELECT ON dim_customer, src TO scd2_reader;
 SET ROLE scd2_reader;
 SELECT pg_temp.err($$SELECT camperso.scd2_merge('dim_customer', 'src', '{id}', '{city}')$$);
@@ -241,4 +244,6 @@ SELECT * FROM camperso.scd2_merge('dim_word', 'src_word', '{w}', '{v}', '{}', 't
 DROP SCHEMA "dw; DROP TABLE src; --" CASCADE;
 DROP TABLE dim_customer, src, src_badtype, dim_nosk, dim_badvf, dim_nodefault, src_json, dim_json, dim_word, src_word CASCADE;
 REVOKE USAGE ON SCHEMA camperso FROM scd2_reader;
+REVOKE EXECUTE ON FUNCTION camperso.scd2_merge(regclass, regclass, text[], text[], text[], text),
+	camperso.lookup_sk(regclass, text, timestamptz) FROM scd2_reader;
 DROP ROLE scd2_reader;

@@ -18,6 +18,7 @@
 
 #include "core/core.h"
 #include "capture/capture.h"
+#include "observe/observe.h"
 #include "security/security.h"
 
 PG_MODULE_MAGIC;
@@ -38,5 +39,7 @@ _PG_init(void)
 		return;
 
 	CoreShmemInit();
+	CaptureShmemInit();
+	SourceStatsShmemInit();
 	CaptureRegisterLauncher();
 }

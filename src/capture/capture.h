@@ -23,9 +23,29 @@
 
 #include "core/message.h"
 
-/* launcher.c */
+/* launcher.c: supervision of the source workers */
 extern void CaptureRegisterLauncher(void);
+extern void CaptureShmemInit(void);
 extern PGDLLEXPORT void CampersoLauncherMain(Datum main_arg);
+
+/*
+ * What the launcher hands a source worker in bgw_extra: the database, the
+ * source, which of its workers this is and the registry slot it fills.
+ */
+typedef struct CaptureWorkerArgs
+{
+	Oid			database;
+	int32		slot;
+	uint32		generation;
+	int32		index;
+	char		source[NAMEDATALEN];
+} CaptureWorkerArgs;
+
+extern bool CaptureSlotClaim(int slot, uint32 generation, const char *source);
+extern void CaptureSlotRelease(int slot, uint32 generation);
+
+/* worker.c: one Kafka source worker */
+extern PGDLLEXPORT void CampersoSourceWorkerMain(Datum main_arg);
 
 /* A message as it arrives, before decoding; bytes live in the batch context. */
 typedef struct CaptureRawMessage
@@ -113,5 +133,54 @@ typedef struct CaptureJsonPath
 extern CaptureJsonPath *CaptureJsonPathCompile(const char *path, char **error);
 extern bool CaptureJsonPathLookup(CampersoMessage *msg, const CaptureJsonPath *path,
 								  CampersoField *out);
+
+/*
+ * kafka.c: the only file that includes librdkafka. A thin layer that keeps
+ * librdkafka's types out of the rest of the code; every function runs on
+ * the backend thread, and the callbacks it invokes run there too (from
+ * inside KafkaConsumerPoll/KafkaConsumerClose), never on librdkafka's own
+ * threads.
+ */
+typedef struct KafkaConsumer KafkaConsumer;
+
+/* One librdkafka property (a source's kafka.* option without the prefix). */
+typedef struct KafkaSetting
+{
+	const char *name;
+	const char *value;
+} KafkaSetting;
+
+/* Start where the group committed in Kafka, else per auto.offset.reset. */
+#define KAFKA_OFFSET_DEFAULT	(-1001)
+
+typedef struct KafkaCallbacks
+{
+	void	   *arg;
+	/* Partitions assigned: set offsets[i] to where each starts. */
+	void		(*assign) (void *arg, int n, const int32 *partitions, int64 *offsets);
+	/* Partitions revoked (n = -1: every assigned partition). */
+	void		(*revoke) (void *arg, int n, const int32 *partitions);
+	/* A client-level error (broker down, unknown topic...). */
+	void		(*error) (void *arg, const char *text);
+} KafkaCallbacks;
+
+extern bool KafkaCheckProperty(const char *name, const char *value,
+							   char *errbuf, size_t errlen);
+extern KafkaConsumer *KafkaConsumerOpen(const char *brokers, const char *topic,
+										const char *group_id, const char *client_id,
+										const KafkaSetting *settings, int nsettings,
+										const KafkaCallbacks *callbacks);
+extern int	KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms,
+							  CaptureRawMessage *msg, TimestampTz *produced_at);
+extern void KafkaConsumerSeek(KafkaConsumer *kc, int n, const int32 *partitions,
+							  const int64 *offsets);
+extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
+								const int64 *next_offsets);
+extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
+extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
+extern int	KafkaQueryOffsets(const char *brokers, const char *topic,
+							  const KafkaSetting *settings, int nsettings,
+							  int32 partition, bool earliest,
+							  int32 **partitions, int64 **offsets);
 
 #endif							/* CAMPERSO_CAPTURE_H */

@@ -21,6 +21,7 @@ int			camperso_max_workers = 8;
 int			camperso_batch_size = 10000;
 int			camperso_batch_ms = 100;
 int			camperso_launcher_naptime_ms = 1000;
+int			camperso_stat_sources_max = 1000;
 
 /* Parameters that size shared memory or the worker pool. */
 static void
@@ -40,6 +41,15 @@ CoreDefinePostmasterGucs(void)
 							"Each takes a slot of max_worker_processes.",
 							&camperso_max_workers,
 							8, 1, 256,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("camperso.stat_sources_max",
+							"Number of (source, partition) entries camperso.stat_sources keeps in shared memory.",
+							"Each source takes one entry plus one per partition it consumes.",
+							&camperso_stat_sources_max,
+							1000, 16, 1000000,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

@@ -1,0 +1,597 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka.c
+ *	  Everything camperso does with librdkafka: checking properties when a
+ *	  source is created, the source worker's consumer (subscribe, poll,
+ *	  rebalance, seek, commit, close) and the watermark queries of
+ *	  camperso.reset_offsets(). The only file that includes librdkafka.
+ *
+ * Threads: librdkafka runs its own threads, which must never touch
+ * PostgreSQL (palloc, elog, latches). So
+ *	- handles are created with every signal blocked, so the threads they
+ *	  start inherit a full mask and SIGTERM/SIGHUP/SIGUSR1 always reach the
+ *	  backend thread;
+ *	- log lines are queued (log.queue) and, like errors and rebalances, are
+ *	  served by rd_kafka_consumer_poll on the backend thread: every callback
+ *	  below runs on the backend thread, inside KafkaConsumerPoll or
+ *	  KafkaConsumerClose;
+ *	- message bytes are copied into the caller's memory context and the
+ *	  librdkafka message is destroyed at once.
+ * Callbacks must not longjmp through librdkafka's frames: the worker's
+ * callbacks catch their own errors, and this file raises errors only
+ * outside librdkafka calls, after releasing what it holds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "capture/capture.h"
+#include "core/errors.h"
+
+struct KafkaConsumer
+{
+	rd_kafka_t *rk;
+	char	   *topic;
+	KafkaCallbacks callbacks;
+	bool		closing;
+};
+
+/*
+ * librdkafka defaults chosen for camperso, before the source's kafka.*
+ * options (which may override them): bounded prefetch so a backlog cannot
+ * grow a worker's memory, and a short fetch wait so a caught-up consumer
+ * sees new messages within tens of milliseconds.
+ */
+static const KafkaSetting KafkaDefaults[] = {
+	{"queued.max.messages.kbytes", "16384"},
+	{"queued.min.messages", "10000"},
+	{"fetch.max.bytes", "16777216"},
+	{"fetch.message.max.bytes", "1048576"},
+	{"fetch.wait.max.ms", "100"},
+	{"socket.nagle.disable", "true"},
+};
+
+/*
+ * Properties camperso sets itself after the source's options; they carry
+ * the exactly-once protocol, so create_source refuses them as kafka.*.
+ */
+static const char *const KafkaReserved[] = {
+	"bootstrap.servers", "metadata.broker.list", "group.id",
+	"enable.auto.commit", "enable.auto.offset.store", "auto.offset.reset",
+	"enable.partition.eof", "log.queue", "rebalance_cb",
+};
+
+/* Creates a handle with every signal blocked (see the file header). */
+static rd_kafka_t *
+KafkaNewHandle(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
+{
+	sigset_t	all;
+	sigset_t	saved;
+	rd_kafka_t *rk;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &saved);
+	rk = rd_kafka_new(type, conf, errbuf, errlen);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return rk;
+}
+
+/*
+ * Checks one librdkafka property name and value, as create_source does for
+ * each kafka.* option; false with the reason in errbuf when librdkafka (or
+ * camperso, for reserved names) refuses it.
+ */
+bool
+KafkaCheckProperty(const char *name, const char *value, char *errbuf, size_t errlen)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_conf_res_t res;
+	int			i;
+
+	for (i = 0; i < lengthof(KafkaReserved); i++)
+	{
+		if (strcmp(name, KafkaReserved[i]) == 0)
+		{
+			snprintf(errbuf, errlen, "property \"%s\" is set by camperso itself", name);
+			return false;
+		}
+	}
+
+	conf = rd_kafka_conf_new();
+	res = rd_kafka_conf_set(conf, name, value, errbuf, errlen);
+	rd_kafka_conf_destroy(conf);
+	return res == RD_KAFKA_CONF_OK;
+}
+
+/* Sets a property on conf, or destroys conf and raises an error. */
+static void
+KafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		errbuf[512];
+
+	if (rd_kafka_conf_set(conf, name, value, errbuf, sizeof(errbuf)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("invalid Kafka property \"%s\"", name),
+				 errdetail("librdkafka: %s", errbuf)));
+	}
+}
+
+/* Builds a configuration: camperso's defaults, then the caller's settings. */
+static rd_kafka_conf_t *
+KafkaBuildConf(const char *brokers, const KafkaSetting *settings, int nsettings)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	int			i;
+
+	for (i = 0; i < lengthof(KafkaDefaults); i++)
+		KafkaConfSet(conf, KafkaDefaults[i].name, KafkaDefaults[i].value);
+	for (i = 0; i < nsettings; i++)
+		KafkaConfSet(conf, settings[i].name, settings[i].value);
+	KafkaConfSet(conf, "bootstrap.servers", brokers);
+	KafkaConfSet(conf, "log.queue", "true");
+	return conf;
+}
+
+/* librdkafka log lines, served on the backend thread (log.queue). */
+static void
+KafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	/* syslog levels: 0..3 errors, 4 warning, 5.. notice and below */
+	ereport(level <= 4 ? LOG : DEBUG1,
+			(errmsg_internal("librdkafka %s: %s", fac, buf)));
+}
+
+/* Client-level errors, served on the backend thread by poll. */
+static void
+KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	KafkaConsumer *kc = (KafkaConsumer *) opaque;
+	char		text[512];
+
+	snprintf(text, sizeof(text), "Kafka: %s: %s",
+			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
+	if (kc != NULL && kc->callbacks.error)
+		kc->callbacks.error(kc->callbacks.arg, text);
+}
+
+/* Copies the partition numbers of a list of our topic (malloc'd: no palloc here). */
+static int32 *
+KafkaListPartitions(KafkaConsumer *kc, rd_kafka_topic_partition_list_t *parts, int *n)
+{
+	int32	   *result;
+	int			i;
+
+	*n = 0;
+	if (parts == NULL || parts->cnt == 0)
+		return NULL;
+	result = malloc(sizeof(int32) * parts->cnt);
+	if (result == NULL)
+		return NULL;
+	for (i = 0; i < parts->cnt; i++)
+	{
+		if (strcmp(parts->elems[i].topic, kc->topic) == 0)
+			result[(*n)++] = parts->elems[i].partition;
+	}
+	return result;
+}
+
+/* Applies a rebalance: asks the worker where assigned partitions start. */
+static void
+KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
+					rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_t *rk = kc->rk;
+	bool		cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	int			n;
+	int32	   *partitions;
+	int			i;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+	{
+		int64	   *offsets;
+		int			j = 0;
+
+		partitions = KafkaListPartitions(kc, parts, &n);
+		offsets = malloc(sizeof(int64) * Max(n, 1));
+		if (n > 0 && offsets != NULL && !kc->closing)
+		{
+			for (i = 0; i < n; i++)
+				offsets[i] = KAFKA_OFFSET_DEFAULT;
+			kc->callbacks.assign(kc->callbacks.arg, n, partitions, offsets);
+			for (i = 0; i < parts->cnt; i++)
+			{
+				if (strcmp(parts->elems[i].topic, kc->topic) != 0)
+					continue;
+				parts->elems[i].offset = offsets[j] == KAFKA_OFFSET_DEFAULT ?
+					RD_KAFKA_OFFSET_INVALID : offsets[j];
+				j++;
+			}
+		}
+		free(partitions);
+		free(offsets);
+		if (cooperative)
+		{
+			rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, parts);
+
+			if (error)
+				rd_kafka_error_destroy(error);
+		}
+		else
+			rd_kafka_assign(rk, parts);
+	}
+	else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+	{
+		partitions = KafkaListPartitions(kc, parts, &n);
+		kc->callbacks.revoke(kc->callbacks.arg, n, partitions);
+		free(partitions);
+		if (cooperative)
+		{
+			rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+
+			if (error)
+				rd_kafka_error_destroy(error);
+		}
+		else
+			rd_kafka_assign(rk, NULL);
+	}
+	else
+	{
+		char		text[256];
+
+		snprintf(text, sizeof(text), "Kafka rebalance failed: %s", rd_kafka_err2str(err));
+		kc->callbacks.error(kc->callbacks.arg, text);
+		kc->callbacks.revoke(kc->callbacks.arg, -1, NULL);
+		rd_kafka_assign(rk, NULL);
+	}
+}
+
+/* The rebalance callback, served by rd_kafka_consumer_poll on our thread. */
+static void
+KafkaRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			   rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	KafkaApplyRebalance((KafkaConsumer *) opaque, err, parts);
+}
+
+/*
+ * Creates a consumer in the consumer group group_id, subscribed to topic.
+ * Offsets are never committed automatically: the worker commits what it
+ * has committed in PostgreSQL. The result lives in TopMemoryContext.
+ */
+KafkaConsumer *
+KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
+				  const char *client_id, const KafkaSetting *settings, int nsettings,
+				  const KafkaCallbacks *callbacks)
+{
+	KafkaConsumer *kc;
+	rd_kafka_conf_t *conf;
+	rd_kafka_topic_partition_list_t *subscription;
+	rd_kafka_resp_err_t err;
+	char		errbuf[512];
+
+	kc = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaConsumer));
+	kc->topic = MemoryContextStrdup(TopMemoryContext, topic);
+	kc->callbacks = *callbacks;
+
+	conf = KafkaBuildConf(brokers, settings, nsettings);
+	KafkaConfSet(conf, "group.id", group_id);
+	KafkaConfSet(conf, "client.id", client_id);
+	KafkaConfSet(conf, "enable.auto.commit", "false");
+	KafkaConfSet(conf, "enable.auto.offset.store", "false");
+	KafkaConfSet(conf, "enable.partition.eof", "false");
+	rd_kafka_conf_set_opaque(conf, kc);
+	rd_kafka_conf_set_log_cb(conf, KafkaLog);
+	rd_kafka_conf_set_error_cb(conf, KafkaError);
+	rd_kafka_conf_set_rebalance_cb(conf, KafkaRebalance);
+
+	kc->rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
+	if (kc->rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("could not create Kafka consumer"),
+				 errdetail("librdkafka: %s", errbuf)));
+	}
+	/* conf now belongs to the handle */
+	rd_kafka_set_log_queue(kc->rk, NULL);
+	rd_kafka_poll_set_consumer(kc->rk);
+
+	subscription = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(kc->rk, subscription);
+	rd_kafka_topic_partition_list_destroy(subscription);
+	if (err)
+	{
+		rd_kafka_destroy(kc->rk);
+		kc->rk = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("could not subscribe to Kafka topic \"%s\"", topic),
+				 errdetail("librdkafka: %s", rd_kafka_err2str(err))));
+	}
+	return kc;
+}
+
+/*
+ * Waits up to timeout_ms for one message and copies it into the current
+ * memory context. Returns 1 with *msg filled, 0 when nothing came, -1 when
+ * a consumer error arrived instead (reported to the error callback).
+ * Rebalance, error and log callbacks run in here.
+ */
+int
+KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
+				  TimestampTz *produced_at)
+{
+	rd_kafka_message_t *rkm;
+	rd_kafka_timestamp_type_t tstype;
+	int64		ts;
+	char	   *payload;
+	char	   *key = NULL;
+
+	rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+	if (rkm == NULL)
+		return 0;
+
+	if (rkm->err)
+	{
+		char		text[512];
+
+		if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		{
+			rd_kafka_message_destroy(rkm);
+			return 0;
+		}
+		snprintf(text, sizeof(text), "Kafka: %s: %s",
+				 rd_kafka_err2name(rkm->err), rd_kafka_message_errstr(rkm));
+		rd_kafka_message_destroy(rkm);
+		kc->callbacks.error(kc->callbacks.arg, text);
+		return -1;
+	}
+
+	/* copy, then let librdkafka have its buffer back at once */
+	payload = palloc_extended(rkm->len + 1, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);
+	if (payload != NULL && rkm->key != NULL)
+		key = palloc_extended(rkm->key_len + 1, MCXT_ALLOC_NO_OOM);
+	if (payload == NULL || (rkm->key != NULL && key == NULL))
+	{
+		size_t		len = rkm->len;
+
+		rd_kafka_message_destroy(rkm);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory copying a Kafka message of %zu bytes", len)));
+	}
+	if (rkm->len > 0)
+		memcpy(payload, rkm->payload, rkm->len);
+	payload[rkm->len] = '\0';
+	msg->payload = payload;
+	msg->payload_len = (int) rkm->len;
+	if (key != NULL)
+	{
+		memcpy(key, rkm->key, rkm->key_len);
+		key[rkm->key_len] = '\0';
+		msg->key = key;
+		msg->key_len = (int) rkm->key_len;
+	}
+	else
+	{
+		msg->key = NULL;
+		msg->key_len = 0;
+	}
+	msg->partition = rkm->partition;
+	msg->offset = rkm->offset;
+
+	ts = rd_kafka_message_timestamp(rkm, &tstype);
+	if (ts >= 0 && tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+		*produced_at = (TimestampTz) (ts * 1000 -
+									  ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY));
+	else
+		*produced_at = 0;
+	rd_kafka_message_destroy(rkm);
+	return 1;
+}
+
+/* Builds a partition list of our topic; caller destroys it. */
+static rd_kafka_topic_partition_list_t *
+KafkaMakeList(KafkaConsumer *kc, int n, const int32 *partitions, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_add(list, kc->topic, partitions[i]);
+
+		tp->offset = offsets[i];
+	}
+	return list;
+}
+
+/*
+ * Moves the fetch position of assigned partitions; prefetched messages of
+ * those partitions are dropped by librdkafka. Errors (such as a partition
+ * revoked meanwhile) are reported to the error callback and otherwise
+ * ignored: the next rebalance sets positions again.
+ */
+void
+KafkaConsumerSeek(KafkaConsumer *kc, int n, const int32 *partitions, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *error;
+
+	if (n <= 0)
+		return;
+	list = KafkaMakeList(kc, n, partitions, offsets);
+	error = rd_kafka_seek_partitions(kc->rk, list, 5000);
+	if (error)
+	{
+		char		text[512];
+
+		snprintf(text, sizeof(text), "Kafka seek: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		kc->callbacks.error(kc->callbacks.arg, text);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
+ * Commits next offsets to Kafka asynchronously, after they are committed in
+ * PostgreSQL: for lag tools and for a consumer of another server that takes
+ * a partition over. A failed commit only delays that; nothing is lost.
+ */
+void
+KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
+					const int64 *next_offsets)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (n <= 0)
+		return;
+	list = KafkaMakeList(kc, n, partitions, next_offsets);
+	(void) rd_kafka_commit(kc->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* The high watermark librdkafka last saw for a partition, -1 if unknown. */
+int64
+KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
+{
+	int64_t		low = -1;
+	int64_t		high = -1;
+
+	if (rd_kafka_get_watermark_offsets(kc->rk, kc->topic, partition, &low, &high) != 0 ||
+		high < 0)
+		return -1;
+	return high;
+}
+
+/*
+ * Leaves the consumer group (so the partitions move at once, not after the
+ * session timeout) and destroys the handle, waiting at most timeout_ms for
+ * the group to acknowledge. Safe to call from a shmem-exit callback.
+ */
+void
+KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
+{
+	rd_kafka_queue_t *queue;
+	rd_kafka_error_t *error;
+	TimestampTz deadline;
+
+	if (kc == NULL || kc->rk == NULL)
+		return;
+	kc->closing = true;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	queue = rd_kafka_queue_new(kc->rk);
+	error = rd_kafka_consumer_close_queue(kc->rk, queue);
+	if (error)
+		rd_kafka_error_destroy(error);
+	else
+	{
+		while (!rd_kafka_consumer_closed(kc->rk) &&
+			   GetCurrentTimestamp() < deadline)
+		{
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(queue, 50);
+
+			if (ev == NULL)
+				continue;
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+				KafkaApplyRebalance(kc, rd_kafka_event_error(ev),
+									rd_kafka_event_topic_partition_list(ev));
+			rd_kafka_event_destroy(ev);
+		}
+	}
+	rd_kafka_queue_destroy(queue);
+	rd_kafka_destroy_flags(kc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	kc->rk = NULL;
+}
+
+/*
+ * Asks the brokers for the earliest or latest offset of one partition of a
+ * topic, or of all its partitions (partition -1), for reset_offsets.
+ * Returns the number of partitions, with palloc'd arrays; raises an error
+ * when the cluster does not answer within a few seconds.
+ */
+int
+KafkaQueryOffsets(const char *brokers, const char *topic,
+				  const KafkaSetting *settings, int nsettings,
+				  int32 partition, bool earliest,
+				  int32 **partitions, int64 **offsets)
+{
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	char		errbuf[512];
+	int			n = 0;
+	int			i;
+
+	conf = KafkaBuildConf(brokers, settings, nsettings);
+	rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("could not create Kafka client"),
+				 errdetail("librdkafka: %s", errbuf)));
+	}
+
+	rkt = rd_kafka_topic_new(rk, topic, NULL);
+	err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+	if (!err && (md->topic_cnt != 1 || md->topics[0].err))
+		err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+	if (!err)
+	{
+		const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+
+		*partitions = palloc(sizeof(int32) * Max(mt->partition_cnt, 1));
+		*offsets = palloc(sizeof(int64) * Max(mt->partition_cnt, 1));
+		for (i = 0; i < mt->partition_cnt; i++)
+		{
+			if (partition < 0 || mt->partitions[i].id == partition)
+				(*partitions)[n++] = mt->partitions[i].id;
+		}
+		if (n == 0)
+			err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+	}
+	for (i = 0; !err && i < n; i++)
+	{
+		int64_t		low;
+		int64_t		high;
+
+		err = rd_kafka_query_watermark_offsets(rk, topic, (*partitions)[i],
+											   &low, &high, 5000);
+		(*offsets)[i] = earliest ? low : high;
+	}
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_destroy(rk);
+
+	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic \"%s\" has no partition %d", topic, partition)));
+	if (err)
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("could not read the offsets of Kafka topic \"%s\"", topic),
+				 errdetail("librdkafka: %s", rd_kafka_err2str(err)),
+				 errhint("Check that the brokers \"%s\" are reachable and the topic exists.", brokers)));
+	return n;
+}

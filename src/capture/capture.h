@@ -158,8 +158,13 @@ typedef struct KafkaCallbacks
 	void	   *arg;
 	/* Partitions assigned: set offsets[i] to where each starts. */
 	void		(*assign) (void *arg, int n, const int32 *partitions, int64 *offsets);
-	/* Partitions revoked (n = -1: every assigned partition). */
-	void		(*revoke) (void *arg, int n, const int32 *partitions);
+	/*
+	 * Partitions revoked (n = -1: every assigned partition). For listed
+	 * partitions, set offsets[i] to the next offset committed in PostgreSQL
+	 * (or -1): it is committed to Kafka before the partitions move, so a
+	 * consumer of another server taking one over starts right there.
+	 */
+	void		(*revoke) (void *arg, int n, const int32 *partitions, int64 *offsets);
 	/* A client-level error (broker down, unknown topic...). */
 	void		(*error) (void *arg, const char *text);
 } KafkaCallbacks;

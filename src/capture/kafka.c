@@ -94,20 +94,25 @@ KafkaCheckProperty(const char *name, const char *value, char *errbuf, size_t err
 {
 	rd_kafka_conf_t *conf;
 	rd_kafka_conf_res_t res;
+	char		reason[512];
 	int			i;
 
 	for (i = 0; i < lengthof(KafkaReserved); i++)
 	{
 		if (strcmp(name, KafkaReserved[i]) == 0)
 		{
-			snprintf(errbuf, errlen, "property \"%s\" is set by camperso itself", name);
+			snprintf(errbuf, errlen,
+					 "Property \"%s\" carries camperso's offset protocol and is set by camperso itself (see the options brokers, group_id and start).",
+					 name);
 			return false;
 		}
 	}
 
 	conf = rd_kafka_conf_new();
-	res = rd_kafka_conf_set(conf, name, value, errbuf, errlen);
+	res = rd_kafka_conf_set(conf, name, value, reason, sizeof(reason));
 	rd_kafka_conf_destroy(conf);
+	if (res != RD_KAFKA_CONF_OK)
+		snprintf(errbuf, errlen, "librdkafka: %s.", reason);
 	return res == RD_KAFKA_CONF_OK;
 }
 
@@ -232,9 +237,30 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 	}
 	else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 	{
+		int64	   *offsets;
+
 		partitions = KafkaListPartitions(kc, parts, &n);
-		kc->callbacks.revoke(kc->callbacks.arg, n, partitions);
+		offsets = malloc(sizeof(int64) * Max(n, 1));
+		if (offsets == NULL)
+			n = 0;
+		kc->callbacks.revoke(kc->callbacks.arg, n, partitions, offsets);
+		if (n > 0 && !kc->closing)
+		{
+			rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(n);
+
+			for (i = 0; i < n; i++)
+			{
+				if (offsets[i] >= 0)
+					rd_kafka_topic_partition_list_add(commit, kc->topic,
+													  partitions[i])->offset = offsets[i];
+			}
+			/* synchronous: the new owner must see it (errors only delay it) */
+			if (commit->cnt > 0)
+				(void) rd_kafka_commit(rk, commit, 0);
+			rd_kafka_topic_partition_list_destroy(commit);
+		}
 		free(partitions);
+		free(offsets);
 		if (cooperative)
 		{
 			rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
@@ -251,7 +277,7 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 
 		snprintf(text, sizeof(text), "Kafka rebalance failed: %s", rd_kafka_err2str(err));
 		kc->callbacks.error(kc->callbacks.arg, text);
-		kc->callbacks.revoke(kc->callbacks.arg, -1, NULL);
+		kc->callbacks.revoke(kc->callbacks.arg, -1, NULL, NULL);
 		rd_kafka_assign(rk, NULL);
 	}
 }
@@ -508,6 +534,15 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 
 			if (ev == NULL)
 				continue;
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
+			{
+				const char *fac;
+				const char *text;
+				int			level;
+
+				rd_kafka_event_log(ev, &fac, &text, &level);
+				KafkaLog(kc->rk, level, fac, text);
+			}
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
 				KafkaApplyRebalance(kc, rd_kafka_event_error(ev),
 									rd_kafka_event_topic_partition_list(ev));

@@ -25,6 +25,8 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -356,7 +358,7 @@ SourcesCheckOptions(Jsonb *options, Oid target)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("invalid Kafka option \"%s\"", key),
-						 errdetail("librdkafka: %s", errbuf),
+						 errdetail("%s", errbuf),
 						 errhint("kafka.* options are librdkafka consumer properties, see its CONFIGURATION.md.")));
 			continue;
 		}
@@ -481,6 +483,12 @@ camperso_create_source(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("target \"%s\" is not a table", get_rel_name(target)),
 				 errdetail("Sources land into ordinary or partitioned tables.")));
+	if (IsCatalogRelationOid(target) ||
+		get_rel_namespace(target) == get_namespace_oid("camperso", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" is a system or camperso catalog table", get_rel_name(target)),
+				 errdetail("Sources land into tables of their own.")));
 	if (pg_class_aclcheck(target, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -549,6 +557,7 @@ PG_FUNCTION_INFO_V1(camperso_start_source);
 Datum
 camperso_start_source(PG_FUNCTION_ARGS)
 {
+	CoreRequirePreload("camperso.start_source()");
 	SourcesSetEnabled(SourcesArgText(fcinfo, 0, "name"), true);
 	PG_RETURN_VOID();
 }

@@ -493,7 +493,7 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 
 /* Partitions revoked (n = -1: all): forget them and their batched messages. */
 static void
-WorkerOnRevoke(void *arg, int n, const int32 *partitions)
+WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets)
 {
 	int			i;
 
@@ -501,6 +501,9 @@ WorkerOnRevoke(void *arg, int n, const int32 *partitions)
 	{
 		int32		p = n < 0 ? (int32) i : partitions[i];
 
+		if (n >= 0)
+			offsets[i] = (p >= 0 && p < nparts && parts[p].has_stored) ?
+				parts[p].stored : -1;
 		if (p < 0 || p >= nparts || (!parts[p].assigned && n < 0))
 			continue;
 		parts[p].assigned = false;

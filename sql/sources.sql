@@ -16,7 +16,7 @@ CREATE TABLE src_target (user_id text, n int, _partition int, _offset bigint);
 -- a good source: stopped until started, owned by its creator
 SELECT camperso.create_source('clicks', '127.0.0.1:9092', 'clicks', 'src_target',
 	options => '{"batch_size": 500, "batch_ms": 20, "group_id": "g1", "start": "latest",
-	             "workers": 2, "pii": ["user_id"], "mapping": {"n": "$.count"},
+	             "workers": 2, "pii": {"user_id": "pseudonymize"}, "mapping": {"n": "$.count"},
 	             "dlq_topic": "clicks.dlq", "max_message_bytes": 4096,
 	             "kafka.fetch.wait.max.ms": 50, "kafka.check.crcs": true,
 	             "kafka.client.rack": "r1"}');
@@ -42,7 +42,8 @@ SELECT pg_temp.try(sql) FROM (VALUES
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"group_id": ""}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"dlq_topic": "bad topic"}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"pii": "user_id"}')$$),
-	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"pii": [1]}')$$),
+	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"pii": {"user_id": "shred"}}')$$),
+	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"raw": "sometimes"}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"mapping": {"nope": "$.a"}}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"mapping": {"n": 1}}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"kafka.fetch.wait.max.msec": 5}')$$),
@@ -108,9 +109,12 @@ SELECT pg_temp.try($$SELECT camperso.stat_reset()$$);
 RESET ROLE;
 SET ROLE src_admin;
 SELECT pg_temp.try($$SELECT camperso.create_source('y', 'b:1', 't', 'src_other')$$);
+-- whatever the grants on the catalog, a source written directly is owned by
+-- its writer, so no admin can make a worker act as another role
 SELECT pg_temp.try($$INSERT INTO camperso.sources (name, brokers, topic, target, owner) VALUES ('z', 'b:1', 't', 'src_other', 'postgres')$$);
-SELECT pg_temp.try($$UPDATE camperso.sources SET owner = 'postgres'$$);
-SELECT pg_temp.try($$UPDATE camperso.source_offsets SET next_offset = 0$$);
+SELECT pg_temp.try($$UPDATE camperso.sources SET owner = 'postgres' WHERE name = 'z'$$);
+SELECT name, owner FROM camperso.sources WHERE name = 'z';
+SELECT pg_temp.try($$DELETE FROM camperso.sources WHERE name = 'z'$$);
 SELECT camperso.create_source('y', 'b:1', 't', 'src_target');
 SELECT camperso.start_source('clicks');
 SELECT camperso.stop_source('clicks');

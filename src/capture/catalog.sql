@@ -24,3 +24,23 @@ CREATE TABLE camperso.source_offsets (
 	PRIMARY KEY (source, partition)
 );
 COMMENT ON TABLE camperso.source_offsets IS 'Per source and partition, the offset of the next message to land; written in the same transaction as the rows it covers';
+
+-- The worker lands with the privileges of a source's owner, so the owner
+-- must be whoever wrote the row: a role that is not a superuser becomes the
+-- owner of any source it inserts or changes directly, whatever it wrote in
+-- the column. camperso.create_source() writes the row as a superuser on
+-- behalf of its caller, whom it records as the owner.
+CREATE FUNCTION camperso.sources_set_owner() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+	IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+		NEW.owner := current_user;
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION camperso.sources_set_owner() IS 'Trigger on camperso.sources: a source written by a role that is not a superuser is owned by that role';
+CREATE TRIGGER sources_set_owner BEFORE INSERT OR UPDATE ON camperso.sources
+	FOR EACH ROW EXECUTE FUNCTION camperso.sources_set_owner();

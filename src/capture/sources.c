@@ -5,12 +5,13 @@
  *	  stop_source, drop_source and reset_offsets.
  *
  * Privileges: EXECUTE is granted to camperso_admin only (sources.sql).
- * The catalog (camperso.sources, camperso.source_offsets) is readable by
- * camperso_admin but writable by no one else: these functions check their
- * arguments with the caller's own privileges (the caller must be able to
- * insert into the target, and becomes the source's owner, whose privileges
- * the worker uses), then write the catalog as the bootstrap superuser for
- * just that statement. So no admin can forge a source owned by someone else.
+ * These functions check their arguments with the caller's own privileges
+ * (the caller must be able to insert into the target, and becomes the
+ * source's owner, whose privileges the worker uses), then write the catalog
+ * as the bootstrap superuser for just that statement, so they work whatever
+ * the grants on the catalog tables. A source written to the catalog
+ * directly is owned by its writer (trigger in catalog.sql), so no admin can
+ * forge a source that runs as someone else.
  *
  * Changes reach the launcher and the workers only when the transaction
  * commits (a transaction callback then wakes the launcher, asks running
@@ -297,14 +298,16 @@ SourcesOptionString(const char *key, const char *jtype, const char *value)
 
 /* The options camperso knows besides kafka.*; keep the README in step. */
 static const char *const SourcesKnownOptions[] = {
-	"group_id", "batch_size", "batch_ms", "dlq_topic", "start", "pii",
+	"group_id", "batch_size", "batch_ms", "dlq_topic", "start", "pii", "raw",
 	"mapping", "workers", "max_message_bytes",
 };
 
 /*
  * Checks a source's options: an object of known keys with well-typed
  * values; kafka.* properties are checked by librdkafka itself, mapping keys
- * must be columns of the target. Raises 22023/42703 on the first problem.
+ * must be columns of the target; pii and raw are checked when the row is
+ * written, by the security stage's trigger on camperso.sources. Raises
+ * 22023/42703 on the first problem.
  */
 static void
 SourcesCheckOptions(Jsonb *options, Oid target)
@@ -369,7 +372,7 @@ SourcesCheckOptions(Jsonb *options, Oid target)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown source option \"%s\"", key),
-					 errhint("Known options are group_id, batch_size, batch_ms, dlq_topic, start, pii, mapping, workers, max_message_bytes and kafka.<librdkafka property>.")));
+					 errhint("Known options are group_id, batch_size, batch_ms, dlq_topic, start, pii, raw, mapping, workers, max_message_bytes and kafka.<librdkafka property>.")));
 
 		if (strcmp(key, "group_id") == 0)
 			SourcesOptionString(key, jtype, value);
@@ -394,40 +397,35 @@ SourcesCheckOptions(Jsonb *options, Oid target)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("option \"start\" must be \"earliest\" or \"latest\"")));
 		}
-		else if (strcmp(key, "pii") == 0 || strcmp(key, "mapping") == 0)
+		else if (strcmp(key, "mapping") == 0)
 		{
-			bool		is_pii = strcmp(key, "pii") == 0;
 			Datum		sub[1];
 			uint64		j;
 
-			if (strcmp(jtype, is_pii ? "array" : "object") != 0)
+			if (strcmp(jtype, "object") != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg(is_pii ? "option \"pii\" must be an array of field names" :
-								"option \"mapping\" must be an object of column: JSON path"),
-						 errhint(is_pii ? "For example '{\"pii\": [\"email\", \"ip\"]}'." :
-								 "For example '{\"mapping\": {\"user_id\": \"user.id\"}}'.")));
+						 errmsg("option \"mapping\" must be an object of column: JSON path"),
+						 errhint("For example '{\"mapping\": {\"user_id\": \"$.user.id\"}}'.")));
 			sub[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(value));
-			SPI_execute_with_args(is_pii ?
-								  "SELECT e #>> '{}', jsonb_typeof(e) FROM jsonb_array_elements($1) e" :
-								  "SELECT key, jsonb_typeof(value) FROM jsonb_each($1)",
+			SPI_execute_with_args("SELECT key, jsonb_typeof(value) FROM jsonb_each($1)",
 								  1, argtypes, sub, NULL, true, 0);
 			for (j = 0; j < SPI_processed; j++)
 			{
-				char	   *name = SourcesSpiText(j, 1);
+				char	   *column = SourcesSpiText(j, 1);
 
 				if (strcmp(SourcesSpiText(j, 2), "string") != 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg(is_pii ? "option \"pii\" must list field names as strings" :
-									"option \"mapping\" must map each column to a JSON path string")));
-				if (!is_pii && get_attnum(target, name) == InvalidAttrNumber)
+							 errmsg("option \"mapping\" must map each column to a JSON path string")));
+				if (get_attnum(target, column) == InvalidAttrNumber)
 					ereport(ERROR,
 							(errcode(ERRCODE_UNDEFINED_COLUMN),
 							 errmsg("option \"mapping\" names column \"%s\", which target \"%s\" does not have",
-									name, get_rel_name(target))));
+									column, get_rel_name(target))));
 			}
 		}
+		/* "pii" and "raw" are checked by the security stage's trigger on camperso.sources */
 	}
 }
 

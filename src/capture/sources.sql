@@ -1,6 +1,6 @@
 -- capture: the source admin functions (C, src/capture/sources.c).
--- Only camperso_admin (and superusers) may call them; the catalog tables are
--- readable by camperso_admin and written only through these functions.
+-- Only camperso_admin (and superusers) may call them; they check their
+-- arguments as the caller and write the catalog on its behalf.
 
 GRANT SELECT ON camperso.sources, camperso.source_offsets TO camperso_admin;
 

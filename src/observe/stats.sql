@@ -26,6 +26,6 @@ COMMENT ON FUNCTION camperso.stat_reset(text) IS 'Zeroes the counters and errors
 REVOKE ALL ON FUNCTION camperso.stat_sources() FROM PUBLIC;
 REVOKE ALL ON camperso.stat_sources FROM PUBLIC;
 REVOKE ALL ON FUNCTION camperso.stat_reset(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION camperso.stat_sources() TO camperso_admin, camperso_analyst;
-GRANT SELECT ON camperso.stat_sources TO camperso_admin, camperso_analyst;
+GRANT EXECUTE ON FUNCTION camperso.stat_sources() TO camperso_admin;
+GRANT SELECT ON camperso.stat_sources TO camperso_admin;
 GRANT EXECUTE ON FUNCTION camperso.stat_reset(text) TO camperso_admin;

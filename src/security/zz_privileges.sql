@@ -28,6 +28,8 @@ REVOKE ALL ON ALL ROUTINES IN SCHEMA camperso FROM camperso_analyst;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA camperso TO camperso_admin;
 REVOKE ALL ON camperso.keys FROM camperso_admin;
 REVOKE INSERT, UPDATE, DELETE ON camperso.key_versions FROM camperso_admin;
+-- The erasure audit is append-only, written by forget_user (SECURITY DEFINER).
+REVOKE INSERT, UPDATE, DELETE ON camperso.erasure_log FROM camperso_admin;
 GRANT INSERT ON camperso.quarantine TO camperso_ingest;
 GRANT SELECT ON camperso.sources TO camperso_ingest;
 GRANT SELECT, INSERT, UPDATE ON camperso.source_offsets TO camperso_ingest;

@@ -134,50 +134,82 @@ CREATE TABLE camperso.freshness_slas (
 	kind		text NOT NULL CHECK (kind IN ('relation', 'source')),
 	name		text NOT NULL,
 	sla			interval CHECK (sla > interval '0'),
+	time_column	name,
 	PRIMARY KEY (kind, name)
 );
-COMMENT ON TABLE camperso.freshness_slas IS 'Freshness SLA per model relation (qualified name) or per source; a NULL SLA turns the check off for that object';
+COMMENT ON TABLE camperso.freshness_slas IS 'Freshness SLA per relation (qualified name) or per source; a relation listed here is monitored even outside a model; a NULL SLA turns the check off for that object';
 COMMENT ON COLUMN camperso.freshness_slas.sla IS 'Longest acceptable age of the newest event; NULL: not monitored';
+COMMENT ON COLUMN camperso.freshness_slas.time_column IS 'Relation column holding the event time whose maximum is the newest event (NULL: the model''s own column, or only the last load time counts)';
 SELECT pg_catalog.pg_extension_config_dump('camperso.freshness_slas', '');
 
-CREATE FUNCTION camperso.set_freshness_sla(name text, sla interval, kind text DEFAULT 'relation')
+CREATE FUNCTION camperso.set_freshness_sla(name text, sla interval, kind text DEFAULT 'relation', time_column name DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+-- No pinned search_path: relation names resolve as the caller writes them.
 AS $$
 DECLARE
 	key text := name;
+	rel regclass;
+	coltype regtype;
 BEGIN
 	IF kind IS NULL OR kind NOT IN ('relation', 'source') THEN
 		RAISE EXCEPTION 'invalid freshness kind "%"', kind
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Use ''relation'' for a model relation or ''source'' for a source.';
+				  HINT = 'Use ''relation'' for a relation or ''source'' for a source.';
 	END IF;
 	IF sla IS NOT NULL AND sla <= interval '0' THEN
 		RAISE EXCEPTION 'freshness SLA must be positive'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The SLA given was %s.', sla);
 	END IF;
-	IF kind = 'relation' THEN
+	IF kind = 'source' THEN
+		IF time_column IS NOT NULL THEN
+			RAISE EXCEPTION 'a source has no time column'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'The freshness of a source is the arrival of its newest message.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM camperso.sources s WHERE s.name = key) THEN
+			RAISE EXCEPTION 'source "%" does not exist', name USING ERRCODE = 'undefined_object';
+		END IF;
+	ELSE
 		-- Store the qualified name, so that "fact_clicks" and
 		-- "clickstream.fact_clicks" name the same row.
-		IF to_regclass(name) IS NULL THEN
+		BEGIN
+			rel := to_regclass(name);
+		EXCEPTION WHEN OTHERS THEN
+			rel := NULL;
+		END;
+		IF rel IS NULL THEN
 			RAISE EXCEPTION 'relation "%" does not exist', name USING ERRCODE = 'undefined_table';
 		END IF;
 		SELECT format('%s.%s', n.nspname, c.relname) INTO key
 		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE c.oid = to_regclass(name);
+		 WHERE c.oid = rel;
+		IF time_column IS NOT NULL THEN
+			SELECT a.atttypid::regtype INTO coltype
+			  FROM pg_attribute a
+			 WHERE a.attrelid = rel AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+			IF coltype IS NULL THEN
+				RAISE EXCEPTION 'column "%" of relation "%" does not exist', time_column, key
+					USING ERRCODE = 'undefined_column';
+			END IF;
+			IF coltype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+				RAISE EXCEPTION 'column "%" of relation "%" is not a time', time_column, key
+					USING ERRCODE = 'datatype_mismatch',
+						  DETAIL = format('Its type is %s; a time column is timestamptz, timestamp or date.', coltype);
+			END IF;
+		END IF;
 	END IF;
-	INSERT INTO camperso.freshness_slas AS f (kind, name, sla) VALUES (kind, key, sla)
-	ON CONFLICT ON CONSTRAINT freshness_slas_pkey DO UPDATE SET sla = EXCLUDED.sla;
+	INSERT INTO camperso.freshness_slas AS f (kind, name, sla, time_column) VALUES (kind, key, sla, time_column)
+	ON CONFLICT ON CONSTRAINT freshness_slas_pkey DO UPDATE SET sla = EXCLUDED.sla, time_column = EXCLUDED.time_column;
 END
 $$;
-COMMENT ON FUNCTION camperso.set_freshness_sla(text, interval, text) IS 'Sets the freshness SLA of a model relation (kind relation) or a source (kind source); a NULL SLA stops monitoring it';
+COMMENT ON FUNCTION camperso.set_freshness_sla(text, interval, text, name) IS 'Sets the freshness SLA of a relation (kind relation, with the column holding its event time) or a source (kind source); a NULL SLA stops monitoring it';
 
 REVOKE ALL ON camperso.observe_settings, camperso.freshness_slas FROM PUBLIC;
-REVOKE ALL ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_freshness_sla(text, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_freshness_sla(text, interval, text, name) FROM PUBLIC;
 GRANT SELECT ON camperso.observe_settings, camperso.freshness_slas, camperso.observe_settings_all TO camperso_admin, pg_monitor;
 GRANT ALL ON camperso.observe_settings, camperso.freshness_slas TO camperso_admin;
-GRANT EXECUTE ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_freshness_sla(text, interval, text) TO camperso_admin;
+GRANT EXECUTE ON FUNCTION camperso.set_observe_setting(text, text), camperso.set_freshness_sla(text, interval, text, name) TO camperso_admin;
 REVOKE ALL ON FUNCTION camperso.observe_defaults(), camperso.observe_setting(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION camperso.observe_defaults(), camperso.observe_setting(text) TO camperso_admin;
+GRANT EXECUTE ON FUNCTION camperso.observe_defaults(), camperso.observe_setting(text) TO camperso_admin, pg_monitor;

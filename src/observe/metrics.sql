@@ -33,7 +33,17 @@ AS $$
 
 		('camperso_quarantine', 'camperso.metrics_quarantine', 'source', 'LABEL', 'Source name, empty for rows diverted outside a source', 20),
 		('camperso_quarantine', 'camperso.metrics_quarantine', 'rule', 'LABEL', 'First rule the rows broke', 21),
-		('camperso_quarantine', 'camperso.metrics_quarantine', 'rows', 'GAUGE', 'Rows held in camperso.quarantine', 22)
+		('camperso_quarantine', 'camperso.metrics_quarantine', 'rows', 'GAUGE', 'Rows held in camperso.quarantine', 22),
+
+		('camperso_freshness', 'camperso.metrics_freshness', 'kind', 'LABEL', 'relation or source', 40),
+		('camperso_freshness', 'camperso.metrics_freshness', 'name', 'LABEL', 'Qualified relation name or source name', 41),
+		('camperso_freshness', 'camperso.metrics_freshness', 'lag_seconds', 'GAUGE', 'Seconds since the newest event of the relation or source', 42),
+		('camperso_freshness', 'camperso.metrics_freshness', 'sla_seconds', 'GAUGE', 'Freshness SLA of the relation or source in seconds', 43),
+		('camperso_freshness', 'camperso.metrics_freshness', 'breached', 'GAUGE', '1 when the freshness SLA is breached, else 0', 44),
+
+		('camperso_alerts', 'camperso.metrics_alerts', 'kind', 'LABEL', 'Alert kind', 60),
+		('camperso_alerts', 'camperso.metrics_alerts', 'severity', 'LABEL', 'Alert severity', 61),
+		('camperso_alerts', 'camperso.metrics_alerts', 'active', 'GAUGE', 'Alerts active now (camperso.alerts) per kind and severity', 62)
 	  ) AS c(namespace, view_name, column_name, usage, help, ord)
 $$;
 COMMENT ON FUNCTION camperso.metric_catalog() IS 'The metric families camperso exports: per metrics_* view, its label columns and its counters and gauges, with their help text';
@@ -214,6 +224,7 @@ COMMENT ON FUNCTION camperso.exporter_queries() IS 'The queries file (YAML) of p
 -- The exporter connects as a pg_monitor member: it needs the schema, then
 -- only the metrics_* views and the rendering functions.
 GRANT USAGE ON SCHEMA camperso TO pg_monitor;
+GRANT EXECUTE ON FUNCTION camperso.version() TO pg_monitor;
 REVOKE ALL ON camperso.metrics_runs, camperso.metrics_run, camperso.metrics_quarantine FROM PUBLIC;
 GRANT SELECT ON camperso.metrics_runs, camperso.metrics_run, camperso.metrics_quarantine TO camperso_admin, pg_monitor;
 REVOKE ALL ON FUNCTION camperso.metric_catalog(), camperso.prometheus_label(text), camperso.prometheus_value(jsonb),

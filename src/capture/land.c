@@ -1,70 +1,71 @@
 /*-------------------------------------------------------------------------
  *
  * land.c
- *	  The land path shared by the Kafka source workers and camperso.ingest():
- *	  CaptureTargetOpen describes a source's target table, CaptureLandBatch
- *	  decodes a batch of messages into typed rows, multi-inserts the good
- *	  ones and sends the others to camperso.quarantine, all in the caller's
- *	  transaction.
+ *	  CaptureLandBatch: the land path shared by the Kafka source workers and
+ *	  camperso.ingest(). Decodes a batch of messages into typed rows,
+ *	  inserts the good ones the way COPY does and sends the others to
+ *	  camperso.quarantine, all in the caller's transaction.
  *
- * A batch goes through two phases.
+ * The batch runs in one subtransaction, chunk by chunk (LAND_CHUNK
+ * messages): each message is parsed (decode.c), its keys matched to
+ * columns (target.c), its values converted to the columns' types
+ * (convert.c), metadata columns and defaults filled; a message that cannot
+ * be decoded or typed becomes a quarantine row with its rule, and nothing
+ * is raised for it. Good rows go to the inserter: a ResultRelInfo with its
+ * indexes, tuple routing for partitioned targets, statement and row
+ * triggers (a relation with BEFORE ROW triggers takes its rows one at a
+ * time, as in COPY), NOT NULL and CHECK constraints checked per row
+ * without raising (a violating row is quarantined), heap multi-insert of up
+ * to LAND_MAX_BUFFERED rows per flush with a BulkInsertState, then index
+ * entries and AFTER ROW triggers.
  *
- * 1. Decode (never raises for message content): each message is parsed
- *    (decode.c), its keys matched to columns (by name, or by the mapping
- *    option's paths), each value converted to its column's type
- *    (convert.c), metadata columns and defaults filled. For a partitioned
- *    target, route.c checks each row has a partition; a row without one
- *    gets it from camperso.ensure_partition(parent, value) when that
- *    function exists, or is quarantined with rule no_partition. Faults
- *    become quarantine rows; good rows are kept, typed, in the batch
- *    context.
+ * For a partitioned target, route.c first checks that each row has a
+ * partition. When one lacks it, camperso.ensure_partition(parent, value)
+ * is called if it exists (the inserter is closed around the call, so that
+ * the routing sees the new partition), else the row is quarantined with
+ * rule no_partition.
  *
- * 2. Insert, the way COPY does it: a ResultRelInfo with its indexes, tuple
- *    routing for partitioned targets, statement and row triggers (a
- *    relation with BEFORE ROW triggers gets rows one at a time, as in
- *    COPY), NOT NULL and CHECK constraints checked per row without raising
- *    (a violating row is quarantined), heap multi-insert of up to
- *    LAND_MAX_BUFFERED rows per flush with a BulkInsertState, then index
- *    entries and AFTER ROW triggers. The phase runs in one subtransaction.
- *    If it fails with an error of SQLSTATE class 22 or 23 (a unique
- *    violation, a CHECK expression that divides by zero, a foreign key),
- *    the subtransaction is rolled back and the phase is redone in careful
- *    mode: one subtransaction per row, so that exactly the offending rows
- *    are quarantined with the error's text and every other row lands. Any
- *    other error is not a message's fault (table gone, permission
- *    revoked, disk full, cancel) and is raised, so the caller rolls back
- *    the whole batch, offsets included, and retries.
+ * Errors. If the batch's subtransaction fails with an error of SQLSTATE
+ * class 22 or 23 that no check foresaw (a unique violation, a CHECK
+ * expression that divides by zero, a foreign key), it is rolled back and
+ * the batch is redone in careful mode: one subtransaction per message, so
+ * that exactly the offending messages are quarantined with the error's
+ * text and every other one lands. Any other error is not a message's
+ * fault (table gone, permission revoked, disk full, cancel) and is raised,
+ * so the caller rolls the whole batch back, offsets included, and retries.
  *
  * Quarantine rows are written last (quarantine.c), in the caller's
- * transaction, so they commit or roll back together with the good rows and
- * the offsets the worker stores after us.
+ * transaction, so they commit or roll back with the good rows and with the
+ * offsets the worker stores after us.
  *
- * Memory: everything a batch allocates lives in a batch context deleted at
- * the end of CaptureLandBatch; each message's parse scratch lives in a row
- * context reset per message. A worker's memory therefore stays bounded by
- * one batch, whatever the backlog.
+ * Memory. The batch context (deleted at the end) holds the quarantine
+ * list; decoded rows live in a chunk context reset after each chunk is
+ * flushed, and each message's parse scratch in a row context reset per
+ * message. The chunk context keeps one large block across resets: freeing
+ * and re-faulting fresh pages for every chunk costs more than decoding
+ * them. A batch's memory is therefore bounded by one chunk plus its
+ * quarantine rows, whatever the batch size or the backlog.
  *
- * Resource ownership: relations, indexes and slots the executor opens in
- * phase 2 are opened and closed inside the (sub)transaction that runs it,
- * because a subtransaction cannot hand an open relation to its parent
- * without a leak warning, and rolls it back from under us on abort.
+ * Resources. Everything the inserter opens (relations, indexes, slots,
+ * the bulk-insert buffer pin) is opened and closed inside the
+ * subtransaction that uses it: a subtransaction cannot hand an open
+ * relation to its parent, and takes it away on abort.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/genam.h"
+#include <malloc.h>
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/tupconvert.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -72,18 +73,14 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
-#include "parser/parse_func.h"
-#include "rewrite/rewriteHandler.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
-#include "utils/snapmgr.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #include "core/errors.h"
 #include "capture/land_internal.h"
@@ -93,14 +90,10 @@
 #define LAND_MAX_BUFFERED	1000
 /* Relations (partitions) buffered at once before all are flushed. */
 #define LAND_MAX_BUFFERS	16
-
-/* A decoded, typed row waiting for phase 2. */
-typedef struct LandRow
-{
-	int			msgidx;
-	Datum	   *values;
-	bool	   *nulls;
-} LandRow;
+/* Messages decoded before their rows are flushed and the memory reused. */
+#define LAND_CHUNK			1000
+/* The chunk context's kept block: a chunk of typical events fits in it. */
+#define LAND_CHUNK_BLOCK	(4 * 1024 * 1024)
 
 /* One batch in flight. */
 typedef struct LandState
@@ -109,11 +102,9 @@ typedef struct LandState
 	CaptureRawMessage *messages;
 	int			nmessages;
 	MemoryContext batchcxt;
+	MemoryContext chunkcxt;
 	MemoryContext rowcxt;
 	Relation	rel;
-	EState	   *estate;			/* phase 1: defaults, routing checks */
-	LandRow    *rows;
-	int			nrows;
 	CaptureQuarantineRow *q;
 	int			nq;
 	int			qcap;
@@ -130,392 +121,28 @@ typedef struct LandBuffer
 	int			nused;
 } LandBuffer;
 
+/* The executor state rows are inserted with. */
+typedef struct Inserter
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute;
+	CaptureRouteState *route;
+	TupleTableSlot *rootslot;
+	BulkInsertState bistate;
+	LandBuffer *buffers[LAND_MAX_BUFFERS];	/* made when first needed */
+	int			nbuffers;
+	int			nbuffered;
+} Inserter;
+
 static void LandQuarantine(LandState *ls, int msgidx, const char *rule,
 						   const char *field, const char *reason);
+static char *QuarantineAppId(LandState *ls, const CaptureRawMessage *m,
+							 CampersoMessage *parsed);
 
 /* ------------------------------------------------------------------------
- * CaptureTargetOpen
- * ------------------------------------------------------------------------
- */
-
-/* Reads text/jsonb columns of the camperso.sources row of name. */
-static bool
-LookupSource(const char *name, char **topic, Oid *relid, char **ruleset, char **options)
-{
-	Oid			nsp = get_namespace_oid("camperso", false);
-	Oid			srcrelid = get_relname_relid("sources", nsp);
-	Relation	srcrel;
-	TableScanDesc scan;
-	Snapshot	snapshot;
-	ScanKeyData key;
-	HeapTuple	tup;
-	TupleDesc	td;
-	bool		found = false;
-	int			i;
-	AttrNumber	a_name = 0,
-				a_topic = 0,
-				a_target = 0,
-				a_ruleset = 0,
-				a_options = 0;
-
-	if (!OidIsValid(srcrelid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table camperso.sources does not exist"),
-				 errhint("Reinstall the camperso extension.")));
-
-	/*
-	 * Read directly, not through SPI: callers of camperso.ingest() need not
-	 * be able to read the catalog of sources.
-	 */
-	srcrel = table_open(srcrelid, AccessShareLock);
-	td = RelationGetDescr(srcrel);
-	for (i = 0; i < td->natts; i++)
-	{
-		const char *n = NameStr(TupleDescAttr(td, i)->attname);
-
-		if (TupleDescAttr(td, i)->attisdropped)
-			continue;
-		if (strcmp(n, "name") == 0)
-			a_name = i + 1;
-		else if (strcmp(n, "topic") == 0)
-			a_topic = i + 1;
-		else if (strcmp(n, "target") == 0)
-			a_target = i + 1;
-		else if (strcmp(n, "ruleset") == 0)
-			a_ruleset = i + 1;
-		else if (strcmp(n, "options") == 0)
-			a_options = i + 1;
-	}
-	if (!a_name || !a_topic || !a_target || !a_options)
-		elog(ERROR, "camperso: camperso.sources lacks expected columns");
-
-	ScanKeyInit(&key, a_name, BTEqualStrategyNumber, F_TEXTEQ,
-				CStringGetTextDatum(name));
-	snapshot = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
-	scan = table_beginscan(srcrel, snapshot, 1, &key);
-	tup = heap_getnext(scan, ForwardScanDirection);
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-		Datum		d;
-
-		found = true;
-		d = heap_getattr(tup, a_topic, td, &isnull);
-		*topic = isnull ? pstrdup("") : TextDatumGetCString(d);
-		d = heap_getattr(tup, a_target, td, &isnull);
-		*relid = isnull ? InvalidOid : DatumGetObjectId(d);
-		*ruleset = NULL;
-		if (a_ruleset)
-		{
-			d = heap_getattr(tup, a_ruleset, td, &isnull);
-			if (!isnull)
-				*ruleset = TextDatumGetCString(d);
-		}
-		d = heap_getattr(tup, a_options, td, &isnull);
-		*options = isnull ? NULL : JsonbToCString(NULL, &DatumGetJsonbP(d)->root, 256);
-	}
-	table_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(srcrel, AccessShareLock);
-	return found;
-}
-
-/* Metadata kind for a column named like one, or CK_SKIP when it is not. */
-static CaptureColKind
-MetaKind(const char *name, Oid typid, const char *source)
-{
-	CaptureColKind kind;
-	bool		typeok;
-
-	if (strcmp(name, "_partition") == 0)
-	{
-		kind = CK_META_PARTITION;
-		typeok = (typid == INT2OID || typid == INT4OID || typid == INT8OID);
-	}
-	else if (strcmp(name, "_offset") == 0)
-	{
-		kind = CK_META_OFFSET;
-		typeok = (typid == INT8OID);
-	}
-	else if (strcmp(name, "_key") == 0)
-	{
-		kind = CK_META_KEY;
-		typeok = (typid == TEXTOID || typid == BYTEAOID);
-	}
-	else if (strcmp(name, "_received_at") == 0)
-	{
-		kind = CK_META_RECEIVED_AT;
-		typeok = (typid == TIMESTAMPTZOID);
-	}
-	else if (strcmp(name, "_raw") == 0)
-	{
-		kind = CK_META_RAW;
-		typeok = (typid == BYTEAOID || typid == TEXTOID || typid == JSONOID || typid == JSONBOID);
-	}
-	else
-		return CK_SKIP;
-	if (!typeok)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("metadata column \"%s\" of the target of source \"%s\" has type %s",
-						name, source, format_type_be(typid)),
-				 errdetail("_partition is smallint, integer or bigint; _offset bigint; _key text or bytea; _received_at timestamptz; _raw bytea, text, json or jsonb."),
-				 errhint("Change the column's type or rename it.")));
-	return kind;
-}
-
-/* Adds column index idx under its name to the target's key hash. */
-static void
-KeyHashAdd(CaptureTarget *t, int idx)
-{
-	const char *name = t->cols[idx].name;
-	uint32		h = hash_bytes((const unsigned char *) name, strlen(name));
-	int			slot = h & (t->hashsize - 1);
-
-	while (t->hash[slot] >= 0)
-		slot = (slot + 1) & (t->hashsize - 1);
-	t->hash[slot] = (int16) idx;
-}
-
-/* Column index filled by top-level key name, or -1. */
-static inline int
-KeyHashLookup(CaptureTarget *t, const char *name, int len)
-{
-	uint32		h = hash_bytes((const unsigned char *) name, len);
-	int			slot = h & (t->hashsize - 1);
-
-	while (t->hash[slot] >= 0)
-	{
-		int			idx = t->hash[slot];
-
-		if (strcmp(t->cols[idx].name, name) == 0)
-			return idx;
-		slot = (slot + 1) & (t->hashsize - 1);
-	}
-	return -1;
-}
-
-/* Applies the source options that concern landing (mapping, limits). */
-static void
-ApplyOptions(CaptureTarget *t, const char *options)
-{
-	CampersoMessage msg;
-	const char *rule;
-	char	   *reason;
-	int			i;
-
-	if (options == NULL)
-		return;
-	if (!CaptureJsonParse(options, strlen(options), &msg, &rule, &reason))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options of source \"%s\" are not a JSON object", t->source),
-				 errdetail("%s", reason)));
-	for (i = 0; i < msg.nfields; i++)
-	{
-		CampersoField *f = &msg.fields[i];
-
-		if (strcmp(f->name, "max_message_bytes") == 0)
-		{
-			char	   *end;
-			long		v;
-
-			errno = 0;
-			v = (f->kind == CJ_NUMBER) ? strtol(f->text, &end, 10) : -1;
-			if (f->kind != CJ_NUMBER || errno != 0 || *end != '\0' ||
-				v < 1 || v > CAPTURE_HARD_MAX_BYTES)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option max_message_bytes of source \"%s\" must be an integer between 1 and %d",
-								t->source, CAPTURE_HARD_MAX_BYTES)));
-			t->max_message_bytes = (int) v;
-		}
-		else if (strcmp(f->name, "mapping") == 0 && f->kind != CJ_NULL)
-		{
-			CampersoMessage map;
-			int			j;
-
-			if (f->kind != CJ_OBJECT ||
-				!CaptureJsonParse(f->text, f->text_len, &map, &rule, &reason))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option mapping of source \"%s\" must be an object of column to JSON path",
-								t->source)));
-			for (j = 0; j < map.nfields; j++)
-			{
-				CampersoField *m = &map.fields[j];
-				CaptureColumn *col = NULL;
-				char	   *error = NULL;
-				int			c;
-
-				for (c = 0; c < t->natts; c++)
-				{
-					if (t->cols[c].name && strcmp(t->cols[c].name, m->name) == 0)
-						col = &t->cols[c];
-				}
-				if (col == NULL || col->kind == CK_SKIP || col->kind < CK_TEXT)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_COLUMN),
-							 errmsg("option mapping of source \"%s\" names column \"%s\", which the target cannot take from a message",
-									t->source, m->name),
-							 errhint("Map only ordinary columns of %s.", t->relname)));
-				if (m->kind != CJ_STRING ||
-					(col->path = CaptureJsonPathCompile(m->text, &error)) == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("option mapping of source \"%s\": invalid path for column \"%s\"",
-									t->source, m->name),
-							 errdetail("%s", error ? error : "The path must be a string such as \"$.a.b\".")));
-			}
-		}
-	}
-}
-
-/*
- * See capture.h. Raises 42704 for an unknown source, 42P01 when its target
- * is gone, 42501 when the current user may not insert into it.
- */
-CaptureTarget *
-CaptureTargetOpen(const char *source_name)
-{
-	CaptureTarget *t = palloc0(sizeof(CaptureTarget));
-	char	   *options = NULL;
-	Relation	rel;
-	TupleDesc	td;
-	RangeTblEntry *rte;
-	int			i;
-	Oid			argtypes[2] = {REGCLASSOID, TEXTOID};
-
-	t->source = pstrdup(source_name);
-	if (!LookupSource(source_name, &t->topic, &t->relid, &t->ruleset, &options))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("source \"%s\" does not exist", source_name),
-				 errhint("camperso.sources lists the sources; camperso.create_source() makes one.")));
-
-	rel = try_relation_open(t->relid, RowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table of source \"%s\" does not exist", source_name),
-				 errdetail("The table with OID %u was dropped.", t->relid),
-				 errhint("Recreate the table, or drop the source and create it again.")));
-	t->relkind = rel->rd_rel->relkind;
-	t->relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											RelationGetRelationName(rel));
-	if (t->relkind != RELKIND_RELATION && t->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("target %s of source \"%s\" is not a table", t->relname, source_name)));
-
-	/* the caller must be allowed to insert, as for INSERT or COPY */
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = t->relid;
-	rte->relkind = t->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	td = RelationGetDescr(rel);
-	for (i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-
-		if (!att->attisdropped && !att->attgenerated)
-			rte->insertedCols = bms_add_member(rte->insertedCols,
-											   att->attnum - FirstLowInvalidHeapAttributeNumber);
-	}
-	ExecCheckRTPerms(list_make1(rte), true);
-
-	if (check_enable_rls(t->relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot land into %s: row-level security applies to role \"%s\"",
-						t->relname, GetUserNameFromId(GetUserId(), false)),
-				 errhint("Let the source run as the table's owner, or grant the role BYPASSRLS.")));
-	if (rel->trigdesc && (rel->trigdesc->trig_insert_new_table))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot land into %s: it has triggers with transition tables", t->relname)));
-
-	t->max_message_bytes = CAPTURE_DEFAULT_MAX_MESSAGE_BYTES;
-	t->natts = td->natts;
-	t->cols = palloc0(td->natts * sizeof(CaptureColumn));
-	for (i = 0; i < td->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(td, i);
-		CaptureColumn *col = &t->cols[i];
-
-		col->attnum = att->attnum;
-		col->maxlen = -1;
-		col->typid = att->atttypid;
-		col->typmod = att->atttypmod;
-		if (att->attisdropped)
-		{
-			col->kind = CK_SKIP;
-			continue;
-		}
-		col->name = pstrdup(NameStr(att->attname));
-		if (att->attgenerated)
-		{
-			col->kind = CK_SKIP;	/* computed at insert */
-			continue;
-		}
-		col->defexpr = (Expr *) build_column_default(rel, att->attnum);
-		if (col->defexpr)
-			t->has_defaults = true;
-		col->kind = MetaKind(col->name, att->atttypid, source_name);
-		if (col->kind != CK_SKIP)
-		{
-			t->has_meta = true;
-			continue;
-		}
-		/* GENERATED ALWAYS identity: the sequence decides, as for COPY's default */
-		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
-		{
-			col->kind = CK_SKIP;
-			continue;
-		}
-		CaptureColumnPrepare(col, att);
-		if (col->kind == CK_GENERIC)
-			t->has_generic = true;
-	}
-
-	ApplyOptions(t, options);
-	/* the source's PII rules (security stage), applied before typing */
-	t->pii = SecurityPiiCompileText(options, t->relid);
-	for (i = 0; t->pii && i < td->natts; i++)
-		if (t->cols[i].kind == CK_META_RAW)
-			SecurityPiiCheckRaw(t->pii, t->cols[i].typid, t->relname);
-
-	/* the key hash: columns filled from a top-level key of their name */
-	t->hashsize = 16;
-	while (t->hashsize < 2 * td->natts)
-		t->hashsize *= 2;
-	t->hash = palloc(t->hashsize * sizeof(int16));
-	memset(t->hash, -1, t->hashsize * sizeof(int16));
-	for (i = 0; i < td->natts; i++)
-	{
-		if (t->cols[i].kind >= CK_TEXT && t->cols[i].path == NULL)
-		{
-			KeyHashAdd(t, i);
-			t->nkeyed++;
-		}
-	}
-
-	if (t->relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		List	   *fname = list_make2(makeString("camperso"), makeString("ensure_partition"));
-
-		t->ensure_partition_fn = LookupFuncName(fname, 2, argtypes, true);
-	}
-
-	table_close(rel, NoLock);
-	return t;
-}
-
-/* ------------------------------------------------------------------------
- * Phase 1: decode
+ * Decode
  * ------------------------------------------------------------------------
  */
 
@@ -576,9 +203,9 @@ MakeBytea(const char *data, int len)
 	return b;
 }
 
-/* A value copied to the batch context (results of defaults). */
+/* A value copied to the current (chunk) context: results of defaults. */
 static Datum
-CopyToBatch(Datum d, Form_pg_attribute att)
+CopyToChunk(Datum d, Form_pg_attribute att)
 {
 	if (att->attbyval)
 		return d;
@@ -586,11 +213,11 @@ CopyToBatch(Datum d, Form_pg_attribute att)
 }
 
 /*
- * Decodes message i into a typed row (in the batch context) or a
+ * Decodes message i into a typed row (in the chunk context) or a
  * quarantine row. Returns true for a row.
  */
 static bool
-DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
+DecodeMessage(LandState *ls, Inserter *ins, int i, Datum *values, bool *nulls)
 {
 	CaptureTarget *t = ls->target;
 	CaptureRawMessage *m = &ls->messages[i];
@@ -628,13 +255,13 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 	byfield = palloc0(t->natts * sizeof(CampersoField *));
 	for (c = 0; c < msg.nfields; c++)
 	{
-		int			idx = KeyHashLookup(t, msg.fields[c].name, msg.fields[c].name_len);
+		int			idx = CaptureTargetColumnForKey(t, msg.fields[c].name, msg.fields[c].name_len);
 
 		if (idx >= 0)
 			byfield[idx] = &msg.fields[c];
 	}
 
-	MemoryContextSwitchTo(ls->batchcxt);
+	MemoryContextSwitchTo(ls->chunkcxt);
 	for (c = 0; c < t->natts; c++)
 	{
 		CaptureColumn *col = &t->cols[c];
@@ -711,16 +338,28 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 					MemoryContextSwitchTo(ls->rowcxt);
 					mapped = palloc(sizeof(CampersoField));
 					f = CaptureJsonPathLookup(&msg, col->path, mapped) ? mapped : NULL;
-					MemoryContextSwitchTo(ls->batchcxt);
+					MemoryContextSwitchTo(ls->chunkcxt);
 				}
 				if (f)
 				{
-					if (!CaptureConvert(col, f, &values[c], &nulls[c], &fault))
+					Form_pg_attribute att = TupleDescAttr(td, c);
+					bool		ok;
+
+					/*
+					 * Converters (jsonb_in above all) leave garbage behind:
+					 * run them in the row context and keep only the value.
+					 */
+					MemoryContextSwitchTo(ls->rowcxt);
+					ok = CaptureConvert(col, f, &values[c], &nulls[c], &fault);
+					MemoryContextSwitchTo(ls->chunkcxt);
+					if (!ok)
 					{
 						LandQuarantine(ls, i, fault.rule, fault.field, fault.reason);
 						ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, m, &msg);
 						return false;
 					}
+					if (!nulls[c] && !att->attbyval)
+						values[c] = datumCopy(values[c], false, att->attlen);
 					continue;
 				}
 				break;
@@ -728,11 +367,11 @@ DecodeMessage(LandState *ls, int i, Datum *values, bool *nulls)
 		/* absent (or not taken from messages): the column default */
 		if (col->defstate)
 		{
-			ExprContext *econtext = GetPerTupleExprContext(ls->estate);
+			ExprContext *econtext = GetPerTupleExprContext(ins->estate);
 			Datum		d = ExecEvalExprSwitchContext(col->defstate, econtext, &nulls[c]);
 
 			if (!nulls[c])
-				values[c] = CopyToBatch(d, TupleDescAttr(td, c));
+				values[c] = CopyToChunk(d, TupleDescAttr(td, c));
 			ResetExprContext(econtext);
 		}
 	}
@@ -794,68 +433,8 @@ EnsurePartition(LandState *ls, Oid parent, const char *value, char **reason)
 	return ok;
 }
 
-/* Phase 1 over the whole batch. */
-static void
-DecodeBatch(LandState *ls)
-{
-	CaptureTarget *t = ls->target;
-	CaptureRouteState *rs = NULL;
-	int			i,
-				c;
-
-	for (c = 0; c < t->natts; c++)
-	{
-		if (t->cols[c].defexpr)
-			t->cols[c].defstate = ExecPrepareExpr(t->cols[c].defexpr, ls->estate);
-		else
-			t->cols[c].defstate = NULL;
-	}
-	if (t->relkind == RELKIND_PARTITIONED_TABLE)
-		rs = CaptureRouteBegin(ls->rel, ls->estate);
-
-	ls->rows = palloc(ls->nmessages * sizeof(LandRow));
-	for (i = 0; i < ls->nmessages; i++)
-	{
-		LandRow    *row = &ls->rows[ls->nrows];
-
-		CHECK_FOR_INTERRUPTS();
-		row->msgidx = i;
-		row->values = palloc(t->natts * sizeof(Datum));
-		row->nulls = palloc(t->natts * sizeof(bool));
-		if (!DecodeMessage(ls, i, row->values, row->nulls))
-		{
-			MemoryContextSwitchTo(ls->batchcxt);
-			MemoryContextReset(ls->rowcxt);
-			continue;
-		}
-		MemoryContextSwitchTo(ls->batchcxt);
-		if (rs)
-		{
-			Oid			parent;
-			char	   *value;
-			char	   *reason = NULL;
-
-			if (!CaptureRouteCheck(rs, row->values, row->nulls, &parent, &value))
-			{
-				if (!EnsurePartition(ls, parent, value, &reason) ||
-					!CaptureRouteCheck(rs, row->values, row->nulls, &parent, &value))
-				{
-					LandQuarantine(ls, i, "no_partition", NULL,
-								   reason ? reason : "camperso.ensure_partition() made no partition for the row");
-					MemoryContextReset(ls->rowcxt);
-					continue;
-				}
-			}
-		}
-		MemoryContextReset(ls->rowcxt);
-		ls->nrows++;
-	}
-	if (rs)
-		CaptureRouteEnd(rs);
-}
-
 /* ------------------------------------------------------------------------
- * Phase 2: insert
+ * Constraints
  * ------------------------------------------------------------------------
  */
 
@@ -931,18 +510,79 @@ CheckConstraints(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate,
 	return true;
 }
 
+/* ------------------------------------------------------------------------
+ * The inserter
+ * ------------------------------------------------------------------------
+ */
+
+/* Opens the executor state for inserting into ls->rel. */
+static Inserter *
+InserterBegin(LandState *ls)
+{
+	Relation	rel = ls->rel;
+	MemoryContext old = MemoryContextSwitchTo(ls->batchcxt);
+	EState	   *estate = CreateExecutorState();
+	Inserter   *ins;
+	RangeTblEntry *rte;
+	CaptureTarget *t = ls->target;
+	int			c;
+
+	/* everything in the executor's context, freed by InserterEnd */
+	MemoryContextSwitchTo(estate->es_query_cxt);
+	ins = palloc0(sizeof(Inserter));
+	rte = makeNode(RangeTblEntry);
+	ins->estate = estate;
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	ExecInitRangeTable(ins->estate, list_make1(rte));
+	ins->rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(ins->estate, ins->rri, 1);
+	CheckValidResultRel(ins->rri, CMD_INSERT);
+	ExecOpenIndices(ins->rri, false);
+	ins->estate->es_output_cid = GetCurrentCommandId(true);
+
+	/* partition routing wants a ModifyTableState; COPY makes one up too */
+	ins->mtstate = makeNode(ModifyTableState);
+	ins->mtstate->ps.plan = NULL;
+	ins->mtstate->ps.state = ins->estate;
+	ins->mtstate->operation = CMD_INSERT;
+	ins->mtstate->mt_nrels = 1;
+	ins->mtstate->resultRelInfo = ins->rri;
+	ins->mtstate->rootResultRelInfo = ins->rri;
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		ins->proute = ExecSetupPartitionTupleRouting(ins->estate, rel);
+		ins->rootslot = ExecInitExtraTupleSlot(ins->estate, RelationGetDescr(rel),
+											   &TTSOpsVirtual);
+		ins->route = CaptureRouteBegin(rel, ins->estate);
+	}
+	for (c = 0; c < t->natts; c++)
+		t->cols[c].defstate = t->cols[c].defexpr ?
+			ExecPrepareExpr(t->cols[c].defexpr, ins->estate) : NULL;
+
+	AfterTriggerBeginQuery();
+	ExecBSInsertTriggers(ins->estate, ins->rri);
+	ins->bistate = GetBulkInsertState();
+	MemoryContextSwitchTo(old);
+	return ins;
+}
+
 /* Writes one buffer out: heap multi-insert, then indexes and row triggers. */
 static void
-FlushBuffer(LandState *ls, LandBuffer *buf, EState *estate, BulkInsertState bistate)
+FlushBuffer(LandState *ls, Inserter *ins, LandBuffer *buf)
 {
 	ResultRelInfo *rri = buf->rri;
+	EState	   *estate = ins->estate;
 	int			i;
 
 	if (buf->nused == 0)
 		return;
-	ReleaseBulkInsertStatePin(bistate);
+	ReleaseBulkInsertStatePin(ins->bistate);
 	table_multi_insert(rri->ri_RelationDesc, buf->slots, buf->nused,
-					   estate->es_output_cid, 0, bistate);
+					   estate->es_output_cid, 0, ins->bistate);
 	for (i = 0; i < buf->nused; i++)
 	{
 		List	   *recheck = NIL;
@@ -958,186 +598,227 @@ FlushBuffer(LandState *ls, LandBuffer *buf, EState *estate, BulkInsertState bist
 	buf->nused = 0;
 }
 
-/*
- * Inserts rows[first .. first+count) into the target; quarantines the
- * rows that violate a constraint. Opens and closes everything it uses, so
- * it may run inside a subtransaction.
- */
+/* Flushes every buffer: after it, no slot points into the chunk context. */
 static void
-InsertRows(LandState *ls, int first, int count)
+InserterFlush(LandState *ls, Inserter *ins)
 {
-	Relation	rel = ls->rel;
-	TupleDesc	td = RelationGetDescr(rel);
-	EState	   *estate = CreateExecutorState();
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	ModifyTableState *mtstate = makeNode(ModifyTableState);
-	PartitionTupleRouting *proute = NULL;
-	TupleTableSlot *rootslot = NULL;
-	BulkInsertState bistate;
-	LandBuffer *buffers = palloc0(LAND_MAX_BUFFERS * sizeof(LandBuffer));
-	int			nbuffers = 0;
-	int			nbuffered = 0;
-	int			r,
-				b;
+	int			b;
 
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(rel);
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecInitRangeTable(estate, list_make1(rte));
-	ExecInitResultRelation(estate, rri, 1);
-	CheckValidResultRel(rri, CMD_INSERT);
-	ExecOpenIndices(rri, false);
-	estate->es_output_cid = GetCurrentCommandId(true);
+	for (b = 0; b < ins->nbuffers; b++)
+		FlushBuffer(ls, ins, ins->buffers[b]);
+	ins->nbuffered = 0;
+}
 
-	mtstate->ps.plan = NULL;
-	mtstate->ps.state = estate;
-	mtstate->operation = CMD_INSERT;
-	mtstate->mt_nrels = 1;
-	mtstate->resultRelInfo = rri;
-	mtstate->rootResultRelInfo = rri;
-
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		proute = ExecSetupPartitionTupleRouting(estate, rel);
-		rootslot = ExecInitExtraTupleSlot(estate, td, &TTSOpsVirtual);
-	}
-
-	AfterTriggerBeginQuery();
-	ExecBSInsertTriggers(estate, rri);
-	bistate = GetBulkInsertState();
-
-	for (r = first; r < first + count; r++)
-	{
-		LandRow    *row = &ls->rows[r];
-		ResultRelInfo *leaf = rri;
-		LandBuffer *buf = NULL;
-		TupleTableSlot *slot;
-		CaptureFault fault;
-		bool		single;
-
-		CHECK_FOR_INTERRUPTS();
-		ResetPerTupleExprContext(estate);
-
-		if (proute)
-		{
-			ExecClearTuple(rootslot);
-			memcpy(rootslot->tts_values, row->values, td->natts * sizeof(Datum));
-			memcpy(rootslot->tts_isnull, row->nulls, td->natts * sizeof(bool));
-			ExecStoreVirtualTuple(rootslot);
-			leaf = ExecFindPartition(mtstate, rri, proute, rootslot, estate);
-		}
-		single = (leaf->ri_TrigDesc && leaf->ri_TrigDesc->trig_insert_before_row);
-
-		if (single)
-		{
-			/* rows before it must be visible to its trigger, as in COPY */
-			for (b = 0; b < nbuffers; b++)
-				FlushBuffer(ls, &buffers[b], estate, bistate);
-			nbuffered = 0;
-		}
-
-		/* the buffer of the relation (for a single row, only its slot) */
-		{
-			for (b = 0; b < nbuffers; b++)
-			{
-				if (buffers[b].rri == leaf)
-					buf = &buffers[b];
-			}
-			if (buf == NULL)
-			{
-				if (nbuffers == LAND_MAX_BUFFERS)
-				{
-					for (b = 0; b < nbuffers; b++)
-						FlushBuffer(ls, &buffers[b], estate, bistate);
-					nbuffered = 0;
-					nbuffers = 0;
-				}
-				buf = &buffers[nbuffers++];
-				buf->rri = leaf;
-				buf->nused = 0;
-				buf->nslots = 0;
-			}
-			if (buf->nused == buf->nslots)
-				buf->slots[buf->nslots++] = table_slot_create(leaf->ri_RelationDesc,
-															  &estate->es_tupleTable);
-			slot = buf->slots[buf->nused];
-		}
-
-		/* the row, in the layout of the relation it goes to */
-		if (proute && leaf->ri_RootToPartitionMap)
-			slot = execute_attr_map_slot(leaf->ri_RootToPartitionMap->attrMap, rootslot, slot);
-		else
-		{
-			ExecClearTuple(slot);
-			memcpy(slot->tts_values, row->values, td->natts * sizeof(Datum));
-			memcpy(slot->tts_isnull, row->nulls, td->natts * sizeof(bool));
-			ExecStoreVirtualTuple(slot);
-		}
-		slot->tts_tableOid = RelationGetRelid(leaf->ri_RelationDesc);
-
-		if (single && !ExecBRInsertTriggers(estate, leaf, slot))
-		{
-			ls->skipped++;
-			continue;
-		}
-		if (leaf->ri_RelationDesc->rd_att->constr &&
-			leaf->ri_RelationDesc->rd_att->constr->has_generated_stored)
-			ExecComputeStoredGenerated(leaf, estate, slot, CMD_INSERT);
-		if (!CheckConstraints(leaf, slot, estate, &fault))
-		{
-			LandQuarantine(ls, row->msgidx, fault.rule, fault.field, fault.reason);
-			ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, &ls->messages[row->msgidx], NULL);
-			ExecClearTuple(slot);
-			continue;
-		}
-		if (single)
-		{
-			List	   *recheck = NIL;
-
-			if (leaf->ri_RelationDesc->rd_rel->relispartition)
-				ExecPartitionCheck(leaf, slot, estate, true);
-			table_tuple_insert(leaf->ri_RelationDesc, slot, estate->es_output_cid, 0, bistate);
-			if (leaf->ri_NumIndices > 0)
-				recheck = ExecInsertIndexTuples(leaf, slot, estate, false, false, NULL, NIL);
-			ExecARInsertTriggers(estate, leaf, slot, recheck, NULL);
-			list_free(recheck);
-			ls->landed++;
-			continue;
-		}
-		buf->nused++;
-		if (++nbuffered >= LAND_MAX_BUFFERED)
-		{
-			for (b = 0; b < nbuffers; b++)
-				FlushBuffer(ls, &buffers[b], estate, bistate);
-			nbuffered = 0;
-		}
-	}
-	for (b = 0; b < nbuffers; b++)
-		FlushBuffer(ls, &buffers[b], estate, bistate);
-
-	FreeBulkInsertState(bistate);
-	ExecASInsertTriggers(estate, rri, NULL);
-	AfterTriggerEndQuery(estate);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	if (proute)
-		ExecCleanupTupleRouting(mtstate, proute);
-	ExecCloseResultRelations(estate);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
+/* Flushes and closes everything InserterBegin opened. */
+static void
+InserterEnd(LandState *ls, Inserter *ins)
+{
+	InserterFlush(ls, ins);
+	FreeBulkInsertState(ins->bistate);
+	ExecASInsertTriggers(ins->estate, ins->rri, NULL);
+	AfterTriggerEndQuery(ins->estate);
+	if (ins->route)
+		CaptureRouteEnd(ins->route);
+	ExecResetTupleTable(ins->estate->es_tupleTable, false);
+	if (ins->proute)
+		ExecCleanupTupleRouting(ins->mtstate, ins->proute);
+	ExecCloseResultRelations(ins->estate);
+	ExecCloseRangeTableRelations(ins->estate);
+	FreeExecutorState(ins->estate);
 }
 
 /*
- * Runs InsertRows(first, count) in a subtransaction. Returns true when it
- * committed; on a data or integrity error (classes 22, 23) rolls back and
- * returns false with *edata; raises anything else.
+ * Inserts one decoded row (root layout; values in the chunk context), or
+ * quarantines it when it violates a constraint.
+ */
+static void
+InserterPut(LandState *ls, Inserter *ins, int msgidx, Datum *values, bool *nulls)
+{
+	EState	   *estate = ins->estate;
+	ResultRelInfo *leaf = ins->rri;
+	int			natts = RelationGetDescr(ls->rel)->natts;
+	LandBuffer *buf = NULL;
+	TupleTableSlot *slot;
+	CaptureFault fault;
+	bool		single;
+	int			b;
+
+	ResetPerTupleExprContext(estate);
+	if (ins->proute)
+	{
+		ExecClearTuple(ins->rootslot);
+		memcpy(ins->rootslot->tts_values, values, natts * sizeof(Datum));
+		memcpy(ins->rootslot->tts_isnull, nulls, natts * sizeof(bool));
+		ExecStoreVirtualTuple(ins->rootslot);
+		leaf = ExecFindPartition(ins->mtstate, ins->rri, ins->proute, ins->rootslot, estate);
+	}
+
+	/* rows before one that meets a BEFORE ROW trigger are visible to it */
+	single = (leaf->ri_TrigDesc && leaf->ri_TrigDesc->trig_insert_before_row);
+	if (single)
+		InserterFlush(ls, ins);
+
+	for (b = 0; b < ins->nbuffers; b++)
+	{
+		if (ins->buffers[b]->rri == leaf)
+			buf = ins->buffers[b];
+	}
+	if (buf == NULL)
+	{
+		if (ins->nbuffers == LAND_MAX_BUFFERS)
+		{
+			/* many partitions at once: flush, and take the oldest buffer */
+			InserterFlush(ls, ins);
+			buf = ins->buffers[0];
+			memmove(&ins->buffers[0], &ins->buffers[1], (LAND_MAX_BUFFERS - 1) * sizeof(LandBuffer *));
+			ins->buffers[LAND_MAX_BUFFERS - 1] = buf;
+			buf->rri = leaf;
+			buf->nslots = 0;	/* the old slots fit another relation */
+		}
+		else
+		{
+			buf = MemoryContextAllocZero(estate->es_query_cxt, sizeof(LandBuffer));
+			buf->rri = leaf;
+			ins->buffers[ins->nbuffers++] = buf;
+		}
+	}
+	if (buf->nused == buf->nslots)
+	{
+		MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+
+		buf->slots[buf->nslots++] = table_slot_create(leaf->ri_RelationDesc,
+													  &estate->es_tupleTable);
+		MemoryContextSwitchTo(old);
+	}
+	slot = buf->slots[buf->nused];
+
+	/* the row, in the layout of the relation it goes to */
+	if (ins->proute && leaf->ri_RootToPartitionMap)
+		slot = execute_attr_map_slot(leaf->ri_RootToPartitionMap->attrMap, ins->rootslot, slot);
+	else
+	{
+		ExecClearTuple(slot);
+		memcpy(slot->tts_values, values, natts * sizeof(Datum));
+		memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+		ExecStoreVirtualTuple(slot);
+	}
+	slot->tts_tableOid = RelationGetRelid(leaf->ri_RelationDesc);
+
+	if (single && !ExecBRInsertTriggers(estate, leaf, slot))
+	{
+		ls->skipped++;
+		ExecClearTuple(slot);
+		return;
+	}
+	if (leaf->ri_RelationDesc->rd_att->constr &&
+		leaf->ri_RelationDesc->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(leaf, estate, slot, CMD_INSERT);
+	if (!CheckConstraints(leaf, slot, estate, &fault))
+	{
+		LandQuarantine(ls, msgidx, fault.rule, fault.field, fault.reason);
+		ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, &ls->messages[msgidx], NULL);
+		ExecClearTuple(slot);
+		return;
+	}
+	if (single)
+	{
+		List	   *recheck = NIL;
+
+		if (leaf->ri_RelationDesc->rd_rel->relispartition)
+			ExecPartitionCheck(leaf, slot, estate, true);
+		table_tuple_insert(leaf->ri_RelationDesc, slot, estate->es_output_cid, 0, ins->bistate);
+		if (leaf->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(leaf, slot, estate, false, false, NULL, NIL);
+		ExecARInsertTriggers(estate, leaf, slot, recheck, NULL);
+		list_free(recheck);
+		ExecClearTuple(slot);
+		ls->landed++;
+		return;
+	}
+	buf->nused++;
+	if (++ins->nbuffered >= LAND_MAX_BUFFERED)
+		InserterFlush(ls, ins);
+}
+
+/* ------------------------------------------------------------------------
+ * The batch
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Lands messages [first, first + count): decode, route, insert. Opens and
+ * closes everything it uses, so it runs inside a subtransaction.
+ */
+static void
+LandRange(LandState *ls, int first, int count)
+{
+	CaptureTarget *t = ls->target;
+	Inserter   *ins = InserterBegin(ls);
+	int			inchunk = 0;
+	int			i;
+
+	for (i = first; i < first + count; i++)
+	{
+		Datum	   *values;
+		bool	   *nulls;
+
+		CHECK_FOR_INTERRUPTS();
+		if (inchunk == LAND_CHUNK)
+		{
+			InserterFlush(ls, ins);
+			MemoryContextReset(ls->chunkcxt);
+			inchunk = 0;
+		}
+		MemoryContextSwitchTo(ls->chunkcxt);
+		values = palloc(t->natts * sizeof(Datum));
+		nulls = palloc(t->natts * sizeof(bool));
+		if (!DecodeMessage(ls, ins, i, values, nulls))
+		{
+			MemoryContextReset(ls->rowcxt);
+			continue;
+		}
+		MemoryContextReset(ls->rowcxt);
+		MemoryContextSwitchTo(ls->chunkcxt);
+		inchunk++;
+
+		if (ins->route)
+		{
+			Oid			parent;
+			char	   *value;
+			char	   *reason = NULL;
+
+			if (!CaptureRouteCheck(ins->route, values, nulls, &parent, &value))
+			{
+				bool		made;
+
+				/* close the inserter so that routing meets the new partition */
+				InserterEnd(ls, ins);
+				made = EnsurePartition(ls, parent, value, &reason);
+				ins = InserterBegin(ls);
+				if (!made || !CaptureRouteCheck(ins->route, values, nulls, &parent, &value))
+				{
+					LandQuarantine(ls, i, "no_partition", NULL,
+								   reason ? reason : "camperso.ensure_partition() made no partition for the row");
+					continue;
+				}
+			}
+		}
+		InserterPut(ls, ins, i, values, nulls);
+	}
+	InserterEnd(ls, ins);
+	MemoryContextReset(ls->chunkcxt);
+	MemoryContextSwitchTo(ls->batchcxt);
+}
+
+/*
+ * Runs LandRange(first, count) in a subtransaction. Returns true when it
+ * committed; on a data or integrity error (classes 22, 23) rolls back,
+ * undoes what the attempt counted and returns false with *edata; raises
+ * anything else.
  */
 static bool
-InsertRowsGuarded(LandState *ls, int first, int count, ErrorData **edata)
+LandRangeGuarded(LandState *ls, int first, int count, ErrorData **edata)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	int64		landed = ls->landed;
 	int64		skipped = ls->skipped;
@@ -1145,25 +826,26 @@ InsertRowsGuarded(LandState *ls, int first, int count, ErrorData **edata)
 	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(ls->batchcxt);
 	PG_TRY();
 	{
-		InsertRows(ls, first, count);
+		LandRange(ls, first, count);
 		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(ls->batchcxt);
 		CurrentResourceOwner = owner;
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(ls->batchcxt);
 		*edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(ls->batchcxt);
 		CurrentResourceOwner = owner;
+		MemoryContextReset(ls->chunkcxt);
+		MemoryContextReset(ls->rowcxt);
 		if (CaptureRuleForSqlState((*edata)->sqlerrcode) == NULL)
 			ReThrowError(*edata);
-		/* undo what the rolled-back attempt counted */
 		ls->landed = landed;
 		ls->skipped = skipped;
 		ls->nq = nq;
@@ -1173,32 +855,33 @@ InsertRowsGuarded(LandState *ls, int first, int count, ErrorData **edata)
 	return ok;
 }
 
-/* Phase 2: all rows at once; row by row if that meets a data error. */
+/*
+ * A process that lands batches allocates and frees tens of megabytes per
+ * batch (the payloads, the decoded chunk, the executor's slots). glibc
+ * gives freed memory above its trim threshold back to the kernel at once,
+ * and every batch then page-faults the same memory in again, which on a
+ * virtual machine costs more than decoding it. So the first batch of a
+ * process asks glibc to keep up to LAND_MALLOC_KEEP bytes of freed heap
+ * for reuse, and to serve blocks below LAND_MALLOC_MMAP from the heap.
+ * Only processes that land batches (source workers, callers of
+ * camperso.ingest_batch) are affected; their resident size stays bounded
+ * by their largest batch plus that reserve.
+ */
+#define LAND_MALLOC_KEEP	(64 * 1024 * 1024)
+#define LAND_MALLOC_MMAP	(32 * 1024 * 1024)
+
 static void
-InsertBatch(LandState *ls)
+LandTuneMalloc(void)
 {
-	ErrorData  *edata = NULL;
-	int			r;
+	static bool done = false;
 
-	if (ls->nrows == 0)
+	if (done)
 		return;
-	if (InsertRowsGuarded(ls, 0, ls->nrows, &edata))
-		return;
-
-	ereport(DEBUG1,
-			(errmsg("camperso: batch of source \"%s\" hit \"%s\"; landing it row by row",
-					ls->target->source, edata->message)));
-	for (r = 0; r < ls->nrows; r++)
-	{
-		if (!InsertRowsGuarded(ls, r, 1, &edata))
-		{
-			LandQuarantine(ls, ls->rows[r].msgidx,
-						   CaptureRuleForSqlState(edata->sqlerrcode),
-						   edata->column_name, edata->detail ?
-						   psprintf("%s: %s", edata->message, edata->detail) : edata->message);
-			ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, &ls->messages[ls->rows[r].msgidx], NULL);
-		}
-	}
+	done = true;
+#ifdef M_TRIM_THRESHOLD
+	mallopt(M_MMAP_THRESHOLD, LAND_MALLOC_MMAP);
+	mallopt(M_TRIM_THRESHOLD, LAND_MALLOC_KEEP);
+#endif
 }
 
 /* See capture.h. */
@@ -1208,8 +891,10 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	LandState	ls;
+	ErrorData  *edata = NULL;
 	int			i;
 
+	LandTuneMalloc();
 	memset(result, 0, sizeof(*result));
 	memset(&ls, 0, sizeof(ls));
 	ls.target = target;
@@ -1217,15 +902,30 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 	ls.nmessages = nmessages;
 	ls.batchcxt = AllocSetContextCreate(callercxt, "camperso land batch",
 										ALLOCSET_DEFAULT_SIZES);
+	ls.chunkcxt = AllocSetContextCreate(ls.batchcxt, "camperso land chunk",
+										LAND_CHUNK_BLOCK, LAND_CHUNK_BLOCK,
+										ALLOCSET_DEFAULT_MAXSIZE);
 	ls.rowcxt = AllocSetContextCreate(ls.batchcxt, "camperso land row",
 									  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(ls.batchcxt);
-
 	ls.rel = table_open(target->relid, RowExclusiveLock);
-	ls.estate = CreateExecutorState();
 
-	DecodeBatch(&ls);
-	InsertBatch(&ls);
+	if (nmessages > 0 && !LandRangeGuarded(&ls, 0, nmessages, &edata))
+	{
+		ereport(DEBUG1,
+				(errmsg("camperso: a batch of source \"%s\" met \"%s\"; landing it message by message",
+						target->source, edata->message)));
+		for (i = 0; i < nmessages; i++)
+		{
+			if (LandRangeGuarded(&ls, i, 1, &edata))
+				continue;
+			LandQuarantine(&ls, i, CaptureRuleForSqlState(edata->sqlerrcode),
+						   edata->column_name,
+						   edata->detail ? psprintf("%s: %s", edata->message, edata->detail) :
+						   edata->message);
+			ls.q[ls.nq - 1].app_id = QuarantineAppId(&ls, &messages[i], NULL);
+		}
+	}
 
 	MemoryContextSwitchTo(ls.batchcxt);
 	CaptureQuarantineInsert(target, ls.q, ls.nq);
@@ -1236,9 +936,10 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 	result->deduplicated = 0;
 	for (i = 0; i < nmessages; i++)
 		result->bytes += messages[i].payload_len;
-	Assert(result->landed + result->quarantined + result->deduplicated == result->messages);
+	if (result->landed + result->quarantined + result->deduplicated != result->messages)
+		elog(ERROR, "camperso: batch of %d messages counted %lld landed and %lld quarantined",
+			 nmessages, (long long) result->landed, (long long) result->quarantined);
 
-	FreeExecutorState(ls.estate);
 	table_close(ls.rel, NoLock);
 	MemoryContextSwitchTo(callercxt);
 	MemoryContextDelete(ls.batchcxt);

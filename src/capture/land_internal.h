@@ -91,6 +91,9 @@ struct CaptureTarget
 	struct SecurityPii *pii;	/* pii/raw options (security.h), NULL: clear */
 };
 
+/* target.c */
+extern int	CaptureTargetColumnForKey(CaptureTarget *t, const char *name, int len);
+
 /* convert.c */
 
 /* What a conversion failure looks like: rule and a human sentence. */

@@ -62,6 +62,7 @@ RouteLevelGet(CaptureRouteState *rs, Oid relid)
 	ListCell   *lc;
 	RouteLevel *level;
 	PartitionKey key;
+	MemoryContext old;
 
 	foreach(lc, rs->levels)
 	{
@@ -69,6 +70,8 @@ RouteLevelGet(CaptureRouteState *rs, Oid relid)
 		if (level->relid == relid)
 			return level;
 	}
+	/* levels live as long as the executor state they were made for */
+	old = MemoryContextSwitchTo(rs->estate->es_query_cxt);
 	level = palloc0(sizeof(RouteLevel));
 	level->relid = relid;
 	level->rel = (relid == RelationGetRelid(rs->root)) ? rs->root :
@@ -85,6 +88,7 @@ RouteLevelGet(CaptureRouteState *rs, Oid relid)
 	if (key->partexprs != NIL)
 		level->exprstates = ExecPrepareExprList(key->partexprs, rs->estate);
 	rs->levels = lappend(rs->levels, level);
+	MemoryContextSwitchTo(old);
 	return level;
 }
 

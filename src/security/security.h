@@ -13,6 +13,7 @@
  *	  crypt.c			AES-256-GCM envelopes: camperso.encrypt()/decrypt()
  *	  pii.c				a source's "pii" and "raw" options: compiled once per
  *						batch, applied to each decoded message before typing
+ *	  rls.c				whether row-level security lets the land path insert
  *	  erase.c			payload search used by camperso.forget_user()
  *
  * Key material never leaves compiled code: SQL sees pseudonyms, envelopes
@@ -26,6 +27,7 @@
 
 #include "postgres.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 #include "core/message.h"
 
@@ -148,6 +150,9 @@ extern bytea *SecurityRawValue(SecurityPii *pii, const char *payload, int len);
  */
 extern bytea *SecurityQuarantineValue(SecurityPii *pii, const char *payload,
 									  int len, bool *encrypted);
+
+/* rls.c: whether row-level security lets the current user insert anything. */
+extern bool SecurityRlsInsertUnchecked(Relation rel);
 
 /* Truncates an IPv4 address to its /24 (IPv6 to /48); NULL if not an IP. */
 extern char *SecurityTruncateIp(const char *value);

@@ -3,7 +3,7 @@
 -- only masked; the pii reader reads unmasked rows of its apps.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS camperso;
-SELECT plan(32);
+SELECT plan(34);
 
 CREATE FUNCTION pg_temp.as_role(role name, sql text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -107,6 +107,21 @@ SELECT is(pg_temp.as_role('sec_an_shop', 'SELECT plan FROM sec_m.dim_user LIMIT 
 -- Ingest writes staging, and only staging.
 SELECT is(pg_temp.as_role('sec_ing', $$INSERT INTO sec_m.events (app_id) VALUES ('shop')$$), 'ok', 'ingest inserts into staging');
 SELECT is(pg_temp.as_role('sec_ing', $$INSERT INTO sec_m.fact_clicks (app_id, ts) VALUES ('shop', '2024-01-02')$$), '42501', 'ingest cannot write facts');
+
+-- The land path (ingest(), workers) writes RLS-protected staging as a member
+-- of camperso_ingest, whose policy checks nothing; other roles are refused.
+INSERT INTO camperso.sources (name, brokers, topic, target) VALUES ('sec_m_src', 'x:1', 't', 'sec_m.events');
+CREATE ROLE sec_writer;
+GRANT USAGE ON SCHEMA sec_m, camperso TO sec_writer;
+GRANT INSERT ON sec_m.events TO sec_writer;
+GRANT EXECUTE ON FUNCTION camperso.ingest(text, bytea) TO sec_writer;
+SELECT is(pg_temp.as_role('sec_ing', $$SELECT landed::text FROM camperso.ingest('sec_m_src', '{"app_id":"shop","user_id":"x"}')$$), '1',
+		  'ingest() as camperso_ingest lands into RLS-protected staging');
+SELECT is(pg_temp.as_role('sec_writer', $$SELECT landed::text FROM camperso.ingest('sec_m_src', '{"app_id":"shop"}')$$), '0A000',
+		  'a role that row-level security would check is refused, not let through unchecked');
+REVOKE ALL ON SCHEMA sec_m, camperso FROM sec_writer;
+REVOKE ALL ON sec_m.events FROM sec_writer;
+REVOKE ALL ON FUNCTION camperso.ingest(text, bytea) FROM sec_writer;
 
 -- Every view of the schema runs as its reader or is a barrier view of camperso.
 SELECT is_empty($$

@@ -66,7 +66,7 @@ CREATE VIEW camperso.alerts_now AS
 	UNION ALL
 	-- volume drops
 	SELECT 'volume_drop', v.source, 'warning', NULL,
-		   jsonb_build_object('window_seconds', extract(epoch FROM p.volume_window),
+		   jsonb_build_object('window_seconds', trim_scale(extract(epoch FROM p.volume_window)),
 							  'last_window', v.last_window,
 							  'moving_average', round(v.history * (extract(epoch FROM p.volume_window)
 																   / extract(epoch FROM p.volume_history)), 3),
@@ -94,7 +94,7 @@ CREATE VIEW camperso.alerts_now AS
 	UNION ALL
 	-- quarantine spikes
 	SELECT 'quarantine_spike', q.subject, 'warning', NULL,
-		   jsonb_build_object('window_seconds', extract(epoch FROM p.quarantine_window),
+		   jsonb_build_object('window_seconds', trim_scale(extract(epoch FROM p.quarantine_window)),
 							  'last_window', q.last_window,
 							  'moving_average', round(q.average, 3),
 							  'factor', p.quarantine_spike_factor,

@@ -20,6 +20,7 @@
 #include "capture/capture.h"
 #include "observe/observe.h"
 #include "security/security.h"
+#include "validate/validate.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +35,7 @@ _PG_init(void)
 	/* Stage GUCs first: CoreDefineGucs reserves the prefix at its end. */
 	SecurityDefineGucs();
 	CoreDefineGucs(process_shared_preload_libraries_in_progress);
+	ValidateInit();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -1,0 +1,470 @@
+/*-------------------------------------------------------------------------
+ *
+ * dedupe.c
+ *	  The state behind the "unique" rule: which keys were seen within the
+ *	  window, per (ruleset, field) scope.
+ *
+ * Keys are 128 bits: the 16 bytes of the value when it is a uuid (so a
+ * uuid column and the same uuid as JSON text agree), otherwise two 64-bit
+ * hashes of the value's text under different seeds.
+ *
+ * Each backend keeps, per scope, an in-memory hash set of the keys seen
+ * within the window: probing it is the whole per-message cost. The set is
+ * durable through camperso.dedupe_keys, which holds keys in packed chunks
+ * (one row per scope per transaction, 16 bytes a key), written at
+ * pre-commit in the same transaction as the rows those keys let through,
+ * so a rolled back batch leaves no keys behind and a committed one cannot
+ * lose them.
+ *
+ * Protocol:
+ *	- the first check of a scope in a transaction refreshes the set from
+ *	  the chunks committed since the last refresh: chunks whose writer's
+ *	  xid is at or above the xmin of the previous refresh's snapshot (a
+ *	  transaction below that xmin had finished then, so its chunk was read
+ *	  then). A chunk may be read twice; adding a key twice is harmless;
+ *	- a new key goes into the set at once (a second copy later in the same
+ *	  batch is a duplicate) and into the pending list tagged with its
+ *	  subtransaction; a subtransaction or transaction abort takes its keys
+ *	  back out of the set;
+ *	- pre-commit writes the pending keys as one chunk; once a minute a
+ *	  backend also deletes the scope's chunks that fell out of the window
+ *	  and sweeps its set.
+ *
+ * Limit: two writers that land the same new key concurrently (neither has
+ * committed when the other checks) both land it; replays through one
+ * source partition, the normal case for an at-least-once producer, are
+ * processed in order and caught. Memory: about 32 bytes per key within the
+ * window, per backend that uses the scope.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "validate/validate.h"
+
+#define DEDUPE_KEY_BYTES	16
+#define DEDUPE_EXPIRE_EVERY	((int64) 60 * USECS_PER_SEC)
+
+typedef struct DedupeKey
+{
+	uint64		hi;
+	uint64		lo;
+} DedupeKey;
+
+typedef struct DedupeEntry
+{
+	DedupeKey	key;
+	TimestampTz seen_at;
+	char		status;
+} DedupeEntry;
+
+static inline uint32
+DedupeKeyHash(DedupeKey k)
+{
+	return (uint32) hash_combine64(k.hi, k.lo * UINT64CONST(0x9E3779B97F4A7C15)) ^
+		(uint32) (k.lo >> 17);
+}
+
+#define SH_PREFIX		dedupe
+#define SH_ELEMENT_TYPE DedupeEntry
+#define SH_KEY_TYPE		DedupeKey
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	DedupeKeyHash(k)
+#define SH_EQUAL(tb, a, b)	((a).hi == (b).hi && (a).lo == (b).lo)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+typedef struct PendingKey
+{
+	DedupeKey	key;
+	SubTransactionId subid;
+} PendingKey;
+
+typedef struct ScopeKey
+{
+	char		ruleset[NAMEDATALEN];
+	char		field[260];
+} ScopeKey;
+
+struct ValidateDedupeScope
+{
+	ScopeKey	id;				/* hash key */
+	MemoryContext cxt;
+	dedupe_hash *set;
+	uint64		next_xmin;		/* re-read chunks of xids >= this */
+	LocalTransactionId refreshed_lxid;
+	int64		window_usecs;	/* of the last check */
+	PendingKey *pending;
+	int			npending;
+	int			maxpending;
+	TimestampTz pending_from;
+	TimestampTz last_expire;
+	bool		listed;			/* in pending_scopes */
+};
+
+static HTAB *scopes = NULL;
+static List *pending_scopes = NIL;
+static SPIPlanPtr xmin_plan = NULL;
+static SPIPlanPtr read_plan = NULL;
+static SPIPlanPtr write_plan = NULL;
+static SPIPlanPtr expire_plan = NULL;
+
+/* The scope for (ruleset, field), created empty on first use. */
+ValidateDedupeScope *
+ValidateDedupeGetScope(const char *ruleset, const char *field)
+{
+	ScopeKey	key;
+	ValidateDedupeScope *scope;
+	bool		found;
+
+	if (scopes == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ScopeKey);
+		ctl.entrysize = sizeof(ValidateDedupeScope);
+		ctl.hcxt = TopMemoryContext;
+		scopes = hash_create("camperso dedupe scopes", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.ruleset, ruleset, sizeof(key.ruleset));
+	strlcpy(key.field, field, sizeof(key.field));
+	scope = hash_search(scopes, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		scope->cxt = AllocSetContextCreate(TopMemoryContext, "camperso dedupe",
+										   ALLOCSET_DEFAULT_SIZES);
+		scope->set = dedupe_create(scope->cxt, 1024, NULL);
+		scope->next_xmin = 0;
+		scope->refreshed_lxid = InvalidLocalTransactionId;
+		scope->window_usecs = 0;
+		scope->maxpending = 256;
+		scope->pending = MemoryContextAlloc(scope->cxt, scope->maxpending * sizeof(PendingKey));
+		scope->npending = 0;
+		scope->last_expire = 0;
+		scope->listed = false;
+	}
+	return scope;
+}
+
+/* The 128-bit key of a value (see the file header). */
+static DedupeKey
+KeyOf(ValidateValue *v)
+{
+	DedupeKey	k;
+	pg_uuid_t	u;
+	const pg_uuid_t *up = NULL;
+	char		buf[32];
+	const char *text = v->text;
+	int			len = v->len;
+
+	if (v->flags & VV_HAVE_UUID)
+		up = &v->uuid;
+	else if (v->kind == CJ_STRING && text != NULL && (len == 36 || len == 32 || len == 38) &&
+			 ValidateParseUuid(text, len, &u))
+		up = &u;
+	if (up != NULL)
+	{
+		memcpy(&k.hi, up->data, 8);
+		memcpy(&k.lo, up->data + 8, 8);
+		return k;
+	}
+	if (text == NULL)
+	{
+		/* typed integer without text */
+		snprintf(buf, sizeof(buf), INT64_FORMAT, v->i);
+		text = buf;
+		len = strlen(buf);
+	}
+	k.hi = hash_bytes_extended((const unsigned char *) text, len, UINT64CONST(0x63616d70));
+	k.lo = hash_bytes_extended((const unsigned char *) text, len, UINT64CONST(0x6572736f));
+	return k;
+}
+
+static void
+AddKey(ValidateDedupeScope *scope, DedupeKey key, TimestampTz seen_at)
+{
+	bool		found;
+	DedupeEntry *e = dedupe_insert(scope->set, key, &found);
+
+	if (!found || e->seen_at < seen_at)
+		e->seen_at = seen_at;
+}
+
+/* Reads the chunks committed since the last refresh (see file header). */
+static void
+Refresh(ValidateDedupeScope *scope, int64 window_usecs)
+{
+	ValidateSpi spi;
+	Datum		args[4];
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	uint64		new_xmin;
+	uint64		r;
+	bool		isnull;
+	int			ret;
+	TimestampTz cutoff = GetCurrentTimestamp() - window_usecs;
+
+	ValidateSpiBegin(&spi);
+
+	ret = SPI_execute_plan(ValidatePrepare(&xmin_plan,
+								   "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::int8",
+								   0, NULL),
+						   NULL, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading the snapshot xmin failed: %s", SPI_result_code_string(ret));
+	new_xmin = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+
+	args[0] = CStringGetTextDatum(scope->id.ruleset);
+	args[1] = CStringGetTextDatum(scope->id.field);
+	args[2] = Int64GetDatum((int64) scope->next_xmin);
+	args[3] = TimestampTzGetDatum(cutoff);
+	ret = SPI_execute_plan(ValidatePrepare(&read_plan,
+								   "SELECT d.keys, d.seen_to FROM camperso.dedupe_keys d"
+								   " WHERE d.ruleset OPERATOR(pg_catalog.=) $1"
+								   "   AND d.field OPERATOR(pg_catalog.=) $2"
+								   "   AND d.xid OPERATOR(pg_catalog.>=) ($3::text)::pg_catalog.xid8"
+								   "   AND d.seen_to OPERATOR(pg_catalog.>=) $4",
+								   4, argtypes),
+						   args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading dedupe keys failed: %s", SPI_result_code_string(ret));
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bytea	   *keys;
+		TimestampTz seen_to;
+		const char *p;
+		int			n;
+		int			k;
+
+		keys = DatumGetByteaPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		seen_to = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		p = VARDATA_ANY(keys);
+		n = VARSIZE_ANY_EXHDR(keys) / DEDUPE_KEY_BYTES;
+		for (k = 0; k < n; k++)
+		{
+			DedupeKey	key;
+
+			memcpy(&key.hi, p + k * DEDUPE_KEY_BYTES, 8);
+			memcpy(&key.lo, p + k * DEDUPE_KEY_BYTES + 8, 8);
+			AddKey(scope, key, seen_to);
+		}
+	}
+	ValidateSpiEnd(&spi);
+
+	scope->next_xmin = new_xmin;
+	scope->refreshed_lxid = MyProc->lxid;
+}
+
+/*
+ * Whether the key of value was seen within window_usecs; *seen_at gets
+ * when. With record, a key not seen is recorded (see file header).
+ */
+bool
+ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
+				   int64 window_usecs, bool record, TimestampTz *seen_at)
+{
+	DedupeKey	key = KeyOf(value);
+	DedupeEntry *e;
+	TimestampTz now;
+
+	if (scope->refreshed_lxid != MyProc->lxid)
+		Refresh(scope, window_usecs);
+	scope->window_usecs = window_usecs;
+
+	now = GetCurrentTimestamp();
+	e = dedupe_lookup(scope->set, key);
+	if (e != NULL && e->seen_at >= now - window_usecs)
+	{
+		if (seen_at)
+			*seen_at = e->seen_at;
+		return true;
+	}
+	if (!record)
+		return false;
+
+	AddKey(scope, key, now);
+	if (scope->npending == scope->maxpending)
+	{
+		scope->maxpending *= 2;
+		scope->pending = repalloc_huge(scope->pending, (Size) scope->maxpending * sizeof(PendingKey));
+	}
+	if (scope->npending == 0)
+		scope->pending_from = now;
+	scope->pending[scope->npending].key = key;
+	scope->pending[scope->npending].subid = GetCurrentSubTransactionId();
+	scope->npending++;
+	if (!scope->listed)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		pending_scopes = lappend(pending_scopes, scope);
+		MemoryContextSwitchTo(oldcxt);
+		scope->listed = true;
+	}
+	return false;
+}
+
+/* Drops the set's keys that fell out of the window. */
+static void
+Sweep(ValidateDedupeScope *scope, TimestampTz cutoff)
+{
+	dedupe_iterator it;
+	DedupeEntry *e;
+
+	dedupe_start_iterate(scope->set, &it);
+	while ((e = dedupe_iterate(scope->set, &it)) != NULL)
+	{
+		if (e->seen_at < cutoff)
+			dedupe_delete_item(scope->set, e);
+	}
+}
+
+/* Pre-commit: one chunk per scope with new keys, and expiry now and then. */
+static void
+Flush(void)
+{
+	ListCell   *lc;
+	ValidateSpi spi;
+	bool		connected = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, pending_scopes)
+	{
+		ValidateDedupeScope *scope = lfirst(lc);
+		Datum		args[5];
+		Oid			argtypes[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, BYTEAOID};
+		bytea	   *keys;
+		char	   *p;
+		int			k;
+		int			ret;
+
+		if (scope->npending == 0)
+			continue;
+		if (!connected)
+		{
+			ValidateSpiBegin(&spi);
+			connected = true;
+		}
+		keys = palloc(VARHDRSZ + (Size) scope->npending * DEDUPE_KEY_BYTES);
+		SET_VARSIZE(keys, VARHDRSZ + scope->npending * DEDUPE_KEY_BYTES);
+		p = VARDATA(keys);
+		for (k = 0; k < scope->npending; k++)
+		{
+			memcpy(p + k * DEDUPE_KEY_BYTES, &scope->pending[k].key.hi, 8);
+			memcpy(p + k * DEDUPE_KEY_BYTES + 8, &scope->pending[k].key.lo, 8);
+		}
+		args[0] = CStringGetTextDatum(scope->id.ruleset);
+		args[1] = CStringGetTextDatum(scope->id.field);
+		args[2] = TimestampTzGetDatum(scope->pending_from);
+		args[3] = TimestampTzGetDatum(now);
+		args[4] = PointerGetDatum(keys);
+		ret = SPI_execute_plan(ValidatePrepare(&write_plan,
+									   "INSERT INTO camperso.dedupe_keys (ruleset, field, seen_from, seen_to, nkeys, keys)"
+									   " VALUES ($1, $2, $3, $4, pg_catalog.length($5) / 16, $5)",
+									   5, argtypes),
+							   args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "writing dedupe keys failed: %s", SPI_result_code_string(ret));
+
+		if (now - scope->last_expire >= DEDUPE_EXPIRE_EVERY && scope->window_usecs > 0)
+		{
+			Oid			exp_types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+			args[2] = TimestampTzGetDatum(now - scope->window_usecs);
+			ret = SPI_execute_plan(ValidatePrepare(&expire_plan,
+										   "DELETE FROM camperso.dedupe_keys"
+										   " WHERE ruleset OPERATOR(pg_catalog.=) $1"
+										   "   AND field OPERATOR(pg_catalog.=) $2"
+										   "   AND seen_to OPERATOR(pg_catalog.<) $3",
+										   3, exp_types),
+								   args, NULL, false, 0);
+			if (ret != SPI_OK_DELETE)
+				elog(ERROR, "expiring dedupe keys failed: %s", SPI_result_code_string(ret));
+			Sweep(scope, now - scope->window_usecs);
+			scope->last_expire = now;
+		}
+	}
+	if (connected)
+		ValidateSpiEnd(&spi);
+}
+
+/* Takes back the keys recorded by subtransaction subid and its children. */
+static void
+Forget(SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_scopes)
+	{
+		ValidateDedupeScope *scope = lfirst(lc);
+
+		while (scope->npending > 0 &&
+			   scope->pending[scope->npending - 1].subid >= subid)
+		{
+			scope->npending--;
+			dedupe_delete(scope->set, scope->pending[scope->npending].key);
+		}
+	}
+}
+
+static void
+ClearPending(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_scopes)
+	{
+		ValidateDedupeScope *scope = lfirst(lc);
+
+		scope->npending = 0;
+		scope->listed = false;
+	}
+	list_free(pending_scopes);
+	pending_scopes = NIL;
+}
+
+void
+ValidateDedupeXactCallback(XactEvent event)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending_scopes != NIL)
+				Flush();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			ClearPending();
+			break;
+		case XACT_EVENT_ABORT:
+			Forget(InvalidSubTransactionId);
+			ClearPending();
+			break;
+		default:
+			break;
+	}
+}
+
+void
+ValidateDedupeSubXactAbort(SubTransactionId subid)
+{
+	Forget(subid);
+}

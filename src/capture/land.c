@@ -85,6 +85,7 @@
 #include "core/errors.h"
 #include "capture/land_internal.h"
 #include "security/security.h"
+#include "validate/validate.h"
 
 /* Rows per heap multi-insert, as COPY's MAX_BUFFERED_TUPLES. */
 #define LAND_MAX_BUFFERED	1000
@@ -110,6 +111,9 @@ typedef struct LandState
 	int			qcap;
 	int64		landed;
 	int64		skipped;		/* suppressed by a BEFORE ROW trigger */
+	ValidateRuleset *rules;		/* the source's ruleset, NULL: none */
+	bool	   *recorded;		/* per message: its unique keys are recorded */
+	int64		deduplicated;
 } LandState;
 
 /* A multi-insert buffer for one relation. */
@@ -162,6 +166,18 @@ LandQuarantine(LandState *ls, int msgidx, const char *rule, const char *field,
 	}
 	q = &ls->q[ls->nq++];
 	q->msg = &ls->messages[msgidx];
+
+	/* it passed validation but does not land: its unique keys are not seen */
+	if (ls->recorded && ls->recorded[msgidx])
+	{
+		CampersoMessage msg;
+		const char *r;
+		char	   *why;
+
+		ls->recorded[msgidx] = false;
+		if (CaptureJsonParse(q->msg->payload, q->msg->payload_len, &msg, &r, &why))
+			ValidateUnrecord(ls->rules, &msg);
+	}
 	q->rule = rule;
 	q->field = field ? pstrdup(field) : NULL;
 	q->reason = reason ? pstrdup(reason) : pstrdup(rule);
@@ -243,6 +259,26 @@ DecodeMessage(LandState *ls, Inserter *ins, int i, Datum *values, bool *nulls)
 	{
 		LandQuarantine(ls, i, rule, field, reason);
 		return false;
+	}
+	/* validation stage: schema drift, then the source's ruleset */
+	ValidateObserveShape(t->source, &msg);
+	if (ls->rules)
+	{
+		ValidateFailure vf;
+
+		switch (ValidateMessage(ls->rules, &msg, &vf))
+		{
+			case VALIDATE_VALID:
+				ls->recorded[i] = true;
+				break;
+			case VALIDATE_INVALID:
+				LandQuarantine(ls, i, vf.rule, vf.field, vf.reason);
+				ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, m, &msg);
+				return false;
+			case VALIDATE_DUPLICATE:
+				ls->deduplicated++;
+				return false;
+		}
 	}
 	if (t->pii && !SecurityApplyPii(t->pii, &msg, &rule, &field, &reason))
 	{
@@ -822,6 +858,7 @@ LandRangeGuarded(LandState *ls, int first, int count, ErrorData **edata)
 	ResourceOwner owner = CurrentResourceOwner;
 	int64		landed = ls->landed;
 	int64		skipped = ls->skipped;
+	int64		deduplicated = ls->deduplicated;
 	int			nq = ls->nq;
 	volatile bool ok = true;
 
@@ -848,6 +885,7 @@ LandRangeGuarded(LandState *ls, int first, int count, ErrorData **edata)
 			ReThrowError(*edata);
 		ls->landed = landed;
 		ls->skipped = skipped;
+		ls->deduplicated = deduplicated;
 		ls->nq = nq;
 		ok = false;
 	}
@@ -909,6 +947,11 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 									  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(ls.batchcxt);
 	ls.rel = table_open(target->relid, RowExclusiveLock);
+	if (target->ruleset)
+	{
+		ls.rules = ValidateGetRuleset(target->ruleset);
+		ls.recorded = palloc0(Max(nmessages, 1) * sizeof(bool));
+	}
 
 	if (nmessages > 0 && !LandRangeGuarded(&ls, 0, nmessages, &edata))
 	{
@@ -933,7 +976,7 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 	result->messages = nmessages;
 	result->landed = ls.landed;
 	result->quarantined = ls.nq + ls.skipped;
-	result->deduplicated = 0;
+	result->deduplicated = ls.deduplicated;
 	for (i = 0; i < nmessages; i++)
 		result->bytes += messages[i].payload_len;
 	if (result->landed + result->quarantined + result->deduplicated != result->messages)

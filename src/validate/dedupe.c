@@ -91,6 +91,7 @@ typedef struct PendingKey
 {
 	DedupeKey	key;
 	SubTransactionId subid;
+	bool		dead;			/* taken back by ValidateDedupeUnrecord */
 } PendingKey;
 
 typedef struct ScopeKey
@@ -309,6 +310,7 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 		scope->pending_from = now;
 	scope->pending[scope->npending].key = key;
 	scope->pending[scope->npending].subid = GetCurrentSubTransactionId();
+	scope->pending[scope->npending].dead = false;
 	scope->npending++;
 	if (!scope->listed)
 	{
@@ -319,6 +321,29 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 		scope->listed = true;
 	}
 	return false;
+}
+
+/*
+ * Takes back the key of value recorded in this transaction, for a message
+ * that passed validation but then did not land.
+ */
+void
+ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value)
+{
+	DedupeKey	key = KeyOf(value);
+	int			k;
+
+	for (k = scope->npending - 1; k >= 0; k--)
+	{
+		PendingKey *p = &scope->pending[k];
+
+		if (!p->dead && p->key.hi == key.hi && p->key.lo == key.lo)
+		{
+			p->dead = true;
+			dedupe_delete(scope->set, key);
+			return;
+		}
+	}
 }
 
 /* Drops the set's keys that fell out of the window. */
@@ -353,22 +378,28 @@ Flush(void)
 		bytea	   *keys;
 		char	   *p;
 		int			k;
+		int			n = 0;
 		int			ret;
 
-		if (scope->npending == 0)
+		for (k = 0; k < scope->npending; k++)
+			n += scope->pending[k].dead ? 0 : 1;
+		if (n == 0)
 			continue;
 		if (!connected)
 		{
 			ValidateSpiBegin(&spi);
 			connected = true;
 		}
-		keys = palloc(VARHDRSZ + (Size) scope->npending * DEDUPE_KEY_BYTES);
-		SET_VARSIZE(keys, VARHDRSZ + scope->npending * DEDUPE_KEY_BYTES);
+		keys = palloc(VARHDRSZ + (Size) n * DEDUPE_KEY_BYTES);
+		SET_VARSIZE(keys, VARHDRSZ + n * DEDUPE_KEY_BYTES);
 		p = VARDATA(keys);
 		for (k = 0; k < scope->npending; k++)
 		{
-			memcpy(p + k * DEDUPE_KEY_BYTES, &scope->pending[k].key.hi, 8);
-			memcpy(p + k * DEDUPE_KEY_BYTES + 8, &scope->pending[k].key.lo, 8);
+			if (scope->pending[k].dead)
+				continue;
+			memcpy(p, &scope->pending[k].key.hi, 8);
+			memcpy(p + 8, &scope->pending[k].key.lo, 8);
+			p += DEDUPE_KEY_BYTES;
 		}
 		args[0] = CStringGetTextDatum(scope->id.ruleset);
 		args[1] = CStringGetTextDatum(scope->id.field);
@@ -419,7 +450,8 @@ Forget(SubTransactionId subid)
 			   scope->pending[scope->npending - 1].subid >= subid)
 		{
 			scope->npending--;
-			dedupe_delete(scope->set, scope->pending[scope->npending].key);
+			if (!scope->pending[scope->npending].dead)
+				dedupe_delete(scope->set, scope->pending[scope->npending].key);
 		}
 	}
 }

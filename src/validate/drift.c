@@ -26,6 +26,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -51,6 +52,23 @@ typedef struct ShapeEntry
 	TimestampTz first_seen;
 	char	   *shape;			/* JSON text, while not in_db */
 } ShapeEntry;
+
+/*
+ * Undo log of the current transaction's counts, one record per run of
+ * messages of one shape in one subtransaction, so that a subtransaction
+ * abort (the land path's careful mode retries a batch message by message)
+ * takes its messages back.
+ */
+typedef struct ShapeDelta
+{
+	ShapeEntry *entry;
+	SubTransactionId subid;
+	int64		count;
+} ShapeDelta;
+
+static ShapeDelta *deltas = NULL;
+static int	ndeltas = 0;
+static int	maxdeltas = 0;
 
 static HTAB *shapes = NULL;
 static ShapeEntry *last_entry = NULL;
@@ -173,6 +191,38 @@ ValidateObserveShape(const char *source, CampersoMessage *msg)
 	}
 	e->txn++;
 	any_txn = true;
+
+	{
+		SubTransactionId subid = GetCurrentSubTransactionId();
+		ShapeDelta *d = ndeltas > 0 ? &deltas[ndeltas - 1] : NULL;
+
+		if (d == NULL || d->entry != e || d->subid != subid)
+		{
+			if (ndeltas == maxdeltas)
+			{
+				maxdeltas = Max(64, maxdeltas * 2);
+				deltas = deltas ? repalloc(deltas, maxdeltas * sizeof(ShapeDelta)) :
+					MemoryContextAlloc(TopMemoryContext, maxdeltas * sizeof(ShapeDelta));
+			}
+			d = &deltas[ndeltas++];
+			d->entry = e;
+			d->subid = subid;
+			d->count = 0;
+		}
+		d->count++;
+	}
+}
+
+/* Takes back the messages counted by subtransaction subid and its children. */
+void
+ValidateDriftSubXactAbort(SubTransactionId subid)
+{
+	while (ndeltas > 0 && deltas[ndeltas - 1].subid >= subid)
+	{
+		ShapeDelta *d = &deltas[--ndeltas];
+
+		d->entry->txn -= d->count;
+	}
 }
 
 static int
@@ -199,7 +249,20 @@ DriftFlush(void)
 	bool		any_new = false;
 	TimestampTz now = GetCurrentTimestamp();
 	ValidateSpi spi;
+	Datum	   *src,
+			   *hash,
+			   *shape,
+			   *first,
+			   *last,
+			   *count;
+	bool	   *shape_null;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		args[6];
+	Oid			argtypes[6] = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	int			i;
+	int			ret;
 
 	flushed_this_xact = false;
 	n = hash_get_num_entries(shapes);
@@ -218,36 +281,43 @@ DriftFlush(void)
 		pfree(due);
 		return;
 	}
+	/* a fixed order, so that concurrent flushes lock rows alike */
 	qsort(due, ndue, sizeof(ShapeEntry *), EntryCmp);
 
-	ValidateSpiBegin(&spi);
+	src = palloc(ndue * sizeof(Datum));
+	hash = palloc(ndue * sizeof(Datum));
+	shape = palloc(ndue * sizeof(Datum));
+	shape_null = palloc(ndue * sizeof(bool));
+	first = palloc(ndue * sizeof(Datum));
+	last = palloc(ndue * sizeof(Datum));
+	count = palloc(ndue * sizeof(Datum));
 	for (i = 0; i < ndue; i++)
 	{
-		Datum		args[6];
-		char		nulls[7] = "      ";
-		Oid			argtypes[6] = {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
-		int			ret;
-
 		e = due[i];
-		args[0] = CStringGetTextDatum(e->key.source);
-		args[1] = Int64GetDatum((int64) e->key.hash);
-		if (e->shape != NULL)
-			args[2] = CStringGetTextDatum(e->shape);
-		else
-		{
-			args[2] = (Datum) 0;
-			nulls[2] = 'n';
-		}
-		args[3] = TimestampTzGetDatum(e->shape != NULL ? e->first_seen : now);
-		args[4] = TimestampTzGetDatum(now);
-		args[5] = Int64GetDatum(e->txn + e->committed);
-		ret = SPI_execute_plan(ValidatePrepare(&upsert_plan,
-											   "SELECT camperso._record_shape($1, $2, $3::pg_catalog.jsonb, $4, $5, $6)",
-											   6, argtypes),
-							   args, nulls, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "recording a schema version failed: %s", SPI_result_code_string(ret));
+		src[i] = CStringGetTextDatum(e->key.source);
+		hash[i] = Int64GetDatum((int64) e->key.hash);
+		shape_null[i] = (e->shape == NULL);
+		shape[i] = e->shape ? CStringGetTextDatum(e->shape) : (Datum) 0;
+		first[i] = TimestampTzGetDatum(e->shape != NULL ? e->first_seen : now);
+		last[i] = TimestampTzGetDatum(now);
+		count[i] = Int64GetDatum(e->txn + e->committed);
 	}
+	dims[0] = ndue;
+	args[0] = PointerGetDatum(construct_array(src, ndue, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(hash, ndue, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_md_array(shape, shape_null, 1, dims, lbs,
+												 TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(first, ndue, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_array(last, ndue, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[5] = PointerGetDatum(construct_array(count, ndue, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	ValidateSpiBegin(&spi);
+	ret = SPI_execute_plan(ValidatePrepare(&upsert_plan,
+										   "SELECT camperso._record_shapes($1, $2, $3, $4, $5, $6)",
+										   6, argtypes),
+						   args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "recording schema versions failed: %s", SPI_result_code_string(ret));
 	ValidateSpiEnd(&spi);
 	pfree(due);
 	flushed_this_xact = true;
@@ -293,6 +363,7 @@ ValidateDriftXactCallback(XactEvent event)
 				last_flush = GetCurrentTimestamp();
 			flushed_this_xact = false;
 			any_txn = false;
+			ndeltas = 0;
 			break;
 		case XACT_EVENT_ABORT:
 			hash_seq_init(&seq, shapes);
@@ -300,6 +371,7 @@ ValidateDriftXactCallback(XactEvent event)
 				e->txn = 0;
 			flushed_this_xact = false;
 			any_txn = false;
+			ndeltas = 0;
 			break;
 		default:
 			break;

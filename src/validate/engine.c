@@ -991,6 +991,22 @@ ValidateMessage(ValidateRuleset *rs, CampersoMessage *msg, ValidateFailure *fail
 	return ValidateMessageMode(rs, msg, failure, VM_LAND);
 }
 
+/* See validate.h. */
+void
+ValidateUnrecord(ValidateRuleset *rs, CampersoMessage *msg)
+{
+	int			i;
+
+	ValidateValuesFromMessage(rs, msg, rs->scratch);
+	for (i = 0; i < rs->nrules; i++)
+	{
+		ValidateRule *rule = &rs->rules[i];
+
+		if (rule->kind == VR_UNIQUE && rs->scratch[rule->field].present)
+			ValidateDedupeUnrecord(rule->scope, &rs->scratch[rule->field]);
+	}
+}
+
 ValidateOutcome
 ValidateMessageCheck(ValidateRuleset *rs, CampersoMessage *msg, ValidateFailure *failure)
 {

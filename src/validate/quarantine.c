@@ -2,8 +2,9 @@
  *
  * quarantine.c
  *	  Writing to camperso.quarantine from C, and the C half of
- *	  camperso.replay_quarantine() (the SQL half, in validate.sql, walks the
- *	  rows; trigger-diverted rows are re-inserted there).
+ *	  camperso.replay_quarantine() for messages of a source (the SQL half,
+ *	  in validate.sql, walks the rows and re-inserts trigger-diverted rows
+ *	  itself).
  *
  * Inserts run as the owner of the camperso schema: the role whose row is
  * diverted (a camperso_ingest client, any role inserting into a table with
@@ -13,12 +14,16 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "capture/capture.h"
 #include "validate/validate.h"
 
 #define QUARANTINE_NARGS 13
@@ -103,4 +108,131 @@ ValidateQuarantineInsert(const char *source, const char *target, const char *top
 	pfree(pay);
 	if (k)
 		pfree(k);
+}
+
+/* The ruleset of source name (NULL when it has none); error if unknown. */
+static char *
+SourceRuleset(const char *name)
+{
+	static SPIPlanPtr plan = NULL;
+	ValidateSpi spi;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *ruleset = NULL;
+	bool		found;
+	int			ret;
+
+	args[0] = CStringGetTextDatum(name);
+	ValidateSpiBegin(&spi);
+	ret = SPI_execute_plan(ValidatePrepare(&plan,
+										   "SELECT ruleset FROM camperso.sources"
+										   " WHERE name OPERATOR(pg_catalog.=) $1",
+										   1, argtypes),
+						   args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading camperso.sources failed: %s", SPI_result_code_string(ret));
+	found = SPI_processed == 1;
+	if (found)
+	{
+		char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (r != NULL)
+			ruleset = MemoryContextStrdup(spi.caller_cxt, r);
+	}
+	ValidateSpiEnd(&spi);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("source \"%s\" does not exist", name),
+				 errhint("The quarantined message came from a source that was dropped; recreate it to replay the message.")));
+	return ruleset;
+}
+
+static Datum
+ReplayResult(FunctionCallInfo fcinfo, const char *outcome, const char *rule,
+			 const char *field, const char *reason)
+{
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = CStringGetTextDatum(outcome);
+#define OPT(i, s) do { if (s) values[i] = CStringGetTextDatum(s); else nulls[i] = true; } while (0)
+	OPT(1, rule);
+	OPT(2, field);
+	OPT(3, reason);
+#undef OPT
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(camperso_replay_message);
+
+/*
+ * camperso._replay_message(source, payload, key, partition, offset,
+ * received_at) RETURNS (outcome, rule, field, reason): re-validates a
+ * quarantined message of a source against the source's ruleset as it is
+ * now and, when it passes, lands it through the source's land path
+ * (CaptureLandBatch) with its Kafka metadata. Outcomes: landed,
+ * deduplicated, quarantined (still breaks a rule: nothing written),
+ * requarantined (the land path quarantined it again, as a new row).
+ */
+Datum
+camperso_replay_message(PG_FUNCTION_ARGS)
+{
+	char	   *source;
+	bytea	   *payload;
+	bytea	   *key = NULL;
+	char	   *ruleset;
+	CampersoMessage msg;
+	const char *rule;
+	char	   *reason;
+	CaptureTarget *target;
+	CaptureRawMessage raw;
+	CaptureLandResult res;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source and payload must not be null")));
+	source = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	payload = PG_GETARG_BYTEA_PP(1);
+	if (!PG_ARGISNULL(2))
+		key = PG_GETARG_BYTEA_PP(2);
+
+	ruleset = SourceRuleset(source);
+	if (!CaptureJsonParse(VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload), &msg, &rule, &reason))
+		return ReplayResult(fcinfo, "quarantined", rule, NULL, reason);
+	if (ruleset != NULL)
+	{
+		ValidateFailure vf;
+
+		switch (ValidateMessageCheck(ValidateGetRuleset(ruleset), &msg, &vf))
+		{
+			case VALIDATE_VALID:
+				break;
+			case VALIDATE_INVALID:
+				return ReplayResult(fcinfo, "quarantined", vf.rule, vf.field, vf.reason);
+			case VALIDATE_DUPLICATE:
+				return ReplayResult(fcinfo, "deduplicated", vf.rule, vf.field, vf.reason);
+		}
+	}
+
+	target = CaptureTargetOpen(source);
+	raw.payload = VARDATA_ANY(payload);
+	raw.payload_len = VARSIZE_ANY_EXHDR(payload);
+	raw.key = key ? VARDATA_ANY(key) : NULL;
+	raw.key_len = key ? VARSIZE_ANY_EXHDR(key) : 0;
+	raw.partition = PG_ARGISNULL(3) ? -1 : PG_GETARG_INT32(3);
+	raw.offset = PG_ARGISNULL(4) ? -1 : PG_GETARG_INT64(4);
+	raw.received_at = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
+	CaptureLandBatch(target, &raw, 1, &res);
+
+	if (res.landed == 1)
+		return ReplayResult(fcinfo, "landed", NULL, NULL, NULL);
+	if (res.deduplicated == 1)
+		return ReplayResult(fcinfo, "deduplicated", NULL, NULL, NULL);
+	return ReplayResult(fcinfo, "requarantined", NULL, NULL,
+						"the land path quarantined the message again; see its new quarantine row");
 }

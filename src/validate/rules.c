@@ -123,6 +123,7 @@ ValidateSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		ValidateDedupeSubXactAbort(mySubid);
 		ValidateCountsSubXactAbort(mySubid);
+		ValidateDriftSubXactAbort(mySubid);
 	}
 }
 
@@ -193,6 +194,7 @@ ValidateRestoreUser(Oid save_userid, int save_sec_context)
 void
 ValidateSpiBegin(ValidateSpi *spi)
 {
+	spi->caller_cxt = CurrentMemoryContext;
 	ValidateSwitchToOwner(&spi->save_userid, &spi->save_sec);
 	spi->pushed_snapshot = !ActiveSnapshotSet();
 	if (spi->pushed_snapshot)

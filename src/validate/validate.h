@@ -82,6 +82,14 @@ extern ValidateRuleset *ValidateGetRuleset(const char *name);
 extern ValidateOutcome ValidateMessage(ValidateRuleset *rs, CampersoMessage *msg,
 									   ValidateFailure *failure);
 
+/*
+ * Takes back the unique keys that ValidateMessage recorded for msg in this
+ * transaction, for a message that passed validation but was then not
+ * landed (a constraint of the target rejected it): a later copy of the
+ * event must not be dropped as a duplicate of one that never landed.
+ */
+extern void ValidateUnrecord(ValidateRuleset *rs, CampersoMessage *msg);
+
 /* As ValidateMessage, but records nothing: what landing msg would do. */
 extern ValidateOutcome ValidateMessageCheck(ValidateRuleset *rs, CampersoMessage *msg,
 											ValidateFailure *failure);
@@ -256,6 +264,7 @@ typedef struct ValidateSpi
 	Oid			save_userid;
 	int			save_sec;
 	bool		pushed_snapshot;
+	MemoryContext caller_cxt;	/* for results that outlive SPI_finish */
 } ValidateSpi;
 extern void ValidateSpiBegin(ValidateSpi *spi);
 extern void ValidateSpiEnd(ValidateSpi *spi);
@@ -279,6 +288,7 @@ typedef struct ValidateDedupeScope ValidateDedupeScope;
 extern ValidateDedupeScope *ValidateDedupeGetScope(const char *ruleset, const char *field);
 extern bool ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 							   int64 window_usecs, bool record, TimestampTz *seen_at);
+extern void ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value);
 extern void ValidateDedupeXactCallback(XactEvent event);
 extern void ValidateDedupeSubXactAbort(SubTransactionId subid);
 
@@ -288,5 +298,6 @@ extern void ValidateCountsSubXactAbort(SubTransactionId subid);
 
 /* drift.c */
 extern void ValidateDriftXactCallback(XactEvent event);
+extern void ValidateDriftSubXactAbort(SubTransactionId subid);
 
 #endif							/* CAMPERSO_VALIDATE_H */

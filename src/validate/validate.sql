@@ -194,6 +194,13 @@ COMMENT ON FUNCTION camperso.compact_validation_counts(interval) IS 'Merges vali
 -- ---------------------------------------------------------------------------
 -- Replay: re-validate quarantined rows and land what now passes.
 -- ---------------------------------------------------------------------------
+CREATE FUNCTION camperso._replay_message(source text, payload bytea, key bytea, "partition" integer,
+										 "offset" bigint, received_at timestamptz,
+										 OUT outcome text, OUT rule text, OUT field text, OUT reason text)
+LANGUAGE C CALLED ON NULL INPUT VOLATILE
+AS 'MODULE_PATHNAME', 'camperso_replay_message';
+COMMENT ON FUNCTION camperso._replay_message(text, bytea, bytea, integer, bigint, timestamptz) IS 'Internal: re-validates a quarantined message of a source and, when it passes, lands it through the source''s land path with its Kafka metadata';
+
 CREATE FUNCTION camperso.replay_quarantine(ids bigint[] DEFAULT NULL)
 RETURNS TABLE (id bigint, outcome text, rule text, field text, reason text)
 LANGUAGE plpgsql VOLATILE
@@ -205,12 +212,19 @@ DECLARE
 	rel regclass;
 	cols text;
 	n bigint;
+	pay bytea;
+	enc text;
 BEGIN
-	FOR q IN
-		SELECT * FROM camperso.quarantine qq
-		 WHERE replay_quarantine.ids IS NULL OR qq.id = ANY (replay_quarantine.ids)
-		 ORDER BY qq.id
-		   FOR UPDATE
+	-- payloads of sources with PII fields are envelopes (security stage)
+	enc := CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a
+							  WHERE a.attrelid = 'camperso.quarantine'::regclass
+								AND a.attname = 'payload_encrypted' AND NOT a.attisdropped)
+				THEN 'coalesce(qq.payload_encrypted, false)' ELSE 'false' END;
+	FOR q IN EXECUTE format(
+		'SELECT qq.*, %s AS _encrypted FROM camperso.quarantine qq
+		  WHERE $1 IS NULL OR qq.id OPERATOR(pg_catalog.=) ANY ($1)
+		  ORDER BY qq.id
+			FOR UPDATE', enc) USING replay_quarantine.ids
 	LOOP
 		id := q.id;
 		outcome := NULL;
@@ -218,12 +232,13 @@ BEGIN
 		field := NULL;
 		reason := NULL;
 		BEGIN
+			pay := q.payload;
+			IF q._encrypted THEN
+				EXECUTE 'SELECT camperso.decrypt($1)' INTO pay USING q.payload;
+			END IF;
 			IF q.source IS NOT NULL THEN
-				IF to_regprocedure('camperso._replay_message(text,bytea,bytea,integer,bigint,timestamptz)') IS NULL THEN
-					RAISE EXCEPTION 'replaying messages of a source needs the capture land path';
-				END IF;
-				EXECUTE 'SELECT * FROM camperso._replay_message($1, $2, $3, $4, $5, $6)'
-				   INTO chk USING q.source, q.payload, q.key, q.partition, q."offset", q.received_at;
+				SELECT * INTO chk
+				  FROM camperso._replay_message(q.source, pay, q.key, q.partition, q."offset", q.received_at);
 				outcome := chk.outcome;
 				rule := chk.rule;
 				field := chk.field;
@@ -231,14 +246,14 @@ BEGIN
 			ELSIF q.target IS NOT NULL AND q.ruleset IS NOT NULL THEN
 				rel := q.target::regclass;
 				EXECUTE format('SELECT * FROM camperso._check_row($1, $2, pg_catalog.json_populate_record(NULL::%s, pg_catalog.convert_from($3, ''UTF8'')::json))', rel)
-				   INTO chk USING q.ruleset, rel, q.payload;
+				   INTO chk USING q.ruleset, rel, pay;
 				IF chk.outcome = 'valid' THEN
 					SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
 					  FROM pg_attribute a
 					 WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
 					EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_catalog.json_populate_record(NULL::%s, pg_catalog.convert_from($1, ''UTF8'')::json)',
 								   rel, cols, cols, rel)
-					   USING q.payload;
+					   USING pay;
 					GET DIAGNOSTICS n = ROW_COUNT;
 					-- a trigger on the target may still divert it; then its
 					-- new quarantine row (if any) replaces this one
@@ -264,7 +279,7 @@ BEGIN
 			reason := SQLERRM;
 		END;
 
-		IF outcome IN ('landed', 'deduplicated', 'diverted') THEN
+		IF outcome IN ('landed', 'deduplicated', 'diverted', 'requarantined') THEN
 			DELETE FROM camperso.quarantine qq WHERE qq.id = q.id;
 		ELSIF outcome = 'quarantined' THEN
 			UPDATE camperso.quarantine qq
@@ -277,7 +292,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION camperso.replay_quarantine(bigint[]) IS
-'Re-validates quarantined rows (all, or those ids) against their ruleset as it is now, in one transaction: what passes is landed (messages of a source through its land path, trigger-diverted rows re-inserted into their table) and removed from the quarantine; a duplicate is removed as deduplicated; what still fails stays, with its new rule and reason; an error replaying a row leaves it as it was (outcome failed). Returns one row per id';
+'Re-validates quarantined rows (all, or those ids) against their ruleset as it is now, in one transaction: what passes is landed (messages of a source through its land path, trigger-diverted rows re-inserted into their table) and removed from the quarantine; a duplicate is removed as deduplicated; what still fails stays, with its new rule and reason; an error replaying a row leaves it as it was (outcome failed); a message the land path quarantines again (a constraint of the target) is replaced by its new quarantine row (outcome requarantined). Returns one row per id';
 
 -- ---------------------------------------------------------------------------
 -- Privileges: the catalog is admin-managed; validation is open to ingest.
@@ -290,11 +305,13 @@ REVOKE ALL ON FUNCTION camperso.add_rule(text, text, text, jsonb), camperso.drop
 	camperso.drop_ruleset(text), camperso._check_rule(text, text, jsonb),
 	camperso._check_row(text, regclass, record), camperso.replay_quarantine(bigint[]),
 	camperso.compact_validation_counts(interval), camperso.validate(text, jsonb),
-	camperso.validate_row(), camperso._rules_changed() FROM PUBLIC;
+	camperso.validate_row(), camperso._rules_changed(),
+	camperso._replay_message(text, bytea, bytea, integer, bigint, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION camperso.add_rule(text, text, text, jsonb), camperso.drop_rule(text, text, text),
 	camperso.drop_ruleset(text), camperso._check_rule(text, text, jsonb),
 	camperso._check_row(text, regclass, record), camperso.replay_quarantine(bigint[]),
-	camperso.compact_validation_counts(interval) TO camperso_admin;
+	camperso.compact_validation_counts(interval),
+	camperso._replay_message(text, bytea, bytea, integer, bigint, timestamptz) TO camperso_admin;
 GRANT EXECUTE ON FUNCTION camperso.validate(text, jsonb), camperso.validate_row() TO camperso_admin, camperso_ingest;
 
 -- ---------------------------------------------------------------------------

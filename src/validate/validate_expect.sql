@@ -192,7 +192,7 @@ COMMENT ON FUNCTION camperso.drop_expectation(bigint) IS 'Removes one expectatio
 CREATE FUNCTION camperso._suite_begin(suite text, inputs text[])
 RETURNS uuid
 LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT camperso.run_begin('suite:' || $1, $2, ARRAY['camperso.expectation_results'])
 $$;
@@ -200,7 +200,7 @@ $$;
 CREATE FUNCTION camperso._suite_end(run_id uuid, suite text, results jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	n bigint;

@@ -366,7 +366,7 @@ WITH suite_runs AS (
 	  FROM suite_runs s
 	 ORDER BY s.suite, s.run_at DESC
 )
-SELECT 'suite_failed'::text AS kind,
+SELECT 'failed_suite'::text AS kind,
 	   l.suite AS subject,
 	   'critical'::text AS severity,
 	   (SELECT min(s.run_at) FROM suite_runs s
@@ -391,7 +391,7 @@ SELECT 'schema_drift'::text,
 						  'last_seen', v.last_seen)
   FROM camperso.schema_versions v
  WHERE NOT v.accepted;
-COMMENT ON VIEW camperso.alerts IS 'Open alerts: kind, subject, severity (critical, warning, info), since, details. Validation contributes suite_failed (the latest run of a suite failed) and schema_drift (a source sent a new, unaccepted shape); other stages add rows with UNION ALL';
+COMMENT ON VIEW camperso.alerts IS 'Open alerts: kind, subject, severity (critical, warning, info), since, details. Validation contributes failed_suite (the latest run of a suite failed) and schema_drift (a source sent a new, unaccepted shape); other stages add rows with UNION ALL';
 
 REVOKE ALL ON camperso.expectations, camperso.expectation_results, camperso.alerts FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON camperso.expectations TO camperso_admin;

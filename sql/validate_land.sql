@@ -106,7 +106,24 @@ SELECT r.outcome, r.rule FROM camperso.replay_quarantine(ARRAY(
 	SELECT id FROM camperso.quarantine WHERE rule = 'check_violation')) r;
 SELECT count(*) FROM camperso.quarantine WHERE rule = 'check_violation';
 
+-- A unique violation in the target makes the land path redo the batch
+-- message by message: the counts stay exact, and the key of the message
+-- the index rejected is not kept as seen.
+CREATE TABLE vland.uniq (event_id uuid, n int UNIQUE);
+SELECT camperso.add_rule('vland_u', 'event_id', 'unique') > 0 AS ok;
+INSERT INTO camperso.sources (name, brokers, topic, target, ruleset)
+VALUES ('vland_u', 'localhost:9092', 'clicks', 'vland.uniq', 'vland_u');
+SELECT * FROM camperso.ingest_batch('vland_u', ARRAY[
+	convert_to('{"event_id": "00000000-0000-4000-8000-0000000000a1", "n": 1}', 'UTF8'),
+	convert_to('{"event_id": "00000000-0000-4000-8000-0000000000a1", "n": 1}', 'UTF8'),
+	convert_to('{"event_id": "00000000-0000-4000-8000-0000000000a2", "n": 1}', 'UTF8'),
+	convert_to('{"event_id": "00000000-0000-4000-8000-0000000000a3", "n": 3}', 'UTF8')]);
+SELECT rule, vland.eid(payload) FROM camperso.quarantine WHERE source = 'vland_u';
+SELECT * FROM camperso.ingest('vland_u', convert_to('{"event_id": "00000000-0000-4000-8000-0000000000a2", "n": 2}', 'UTF8'));
+SELECT event_id, n FROM vland.uniq ORDER BY n;
+
 SELECT camperso.create_clickstream_ruleset();
+SELECT camperso.drop_ruleset('vland_u');
 DELETE FROM camperso.sources WHERE name LIKE 'vland%';
 DELETE FROM camperso.quarantine;
 DROP SCHEMA vland CASCADE;

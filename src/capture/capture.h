@@ -181,6 +181,8 @@ extern void KafkaConsumerSeek(KafkaConsumer *kc, int n, const int32 *partitions,
 							  const int64 *offsets);
 extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
 								const int64 *next_offsets);
+extern void KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions,
+								   int64 *offsets);
 extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
 extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
 extern int	KafkaQueryOffsets(const char *brokers, const char *topic,

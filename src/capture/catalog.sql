@@ -20,10 +20,12 @@ CREATE TABLE camperso.source_offsets (
 	source		text NOT NULL REFERENCES camperso.sources (name) ON DELETE CASCADE,
 	partition	integer NOT NULL CHECK (partition >= 0),
 	next_offset	bigint NOT NULL CHECK (next_offset >= 0),
+	reset_pending boolean NOT NULL DEFAULT false,
 	updated_at	timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (source, partition)
 );
 COMMENT ON TABLE camperso.source_offsets IS 'Per source and partition, the offset of the next message to land; written in the same transaction as the rows it covers';
+COMMENT ON COLUMN camperso.source_offsets.reset_pending IS 'Set by camperso.reset_offsets(): until the next batch of the partition lands, this offset wins even over a later offset committed to Kafka by another server of the consumer group';
 
 -- The worker lands with the privileges of a source's owner, so the owner
 -- must be whoever wrote the row: a role that is not a superuser becomes the

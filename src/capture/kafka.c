@@ -491,6 +491,37 @@ KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
+/*
+ * The group's committed offsets in Kafka of some partitions, -1 where there
+ * is none or the coordinator does not answer within a few seconds. Safe in
+ * the assign callback (it waits on a queue of its own).
+ */
+void
+KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions, int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		offsets[i] = -1;
+	if (n <= 0)
+		return;
+	list = rd_kafka_topic_partition_list_new(n);
+	for (i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(list, kc->topic, partitions[i]);
+	err = rd_kafka_committed(kc->rk, list, 5000);
+	if (!err)
+	{
+		for (i = 0; i < list->cnt && i < n; i++)
+		{
+			if (!list->elems[i].err && list->elems[i].offset >= 0)
+				offsets[i] = list->elems[i].offset;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* The high watermark librdkafka last saw for a partition, -1 if unknown. */
 int64
 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)

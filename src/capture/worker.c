@@ -87,6 +87,8 @@ typedef struct WorkerPartition
 	bool		assigned;		/* ours in the current assignment */
 	bool		has_stored;		/* a row exists in camperso.source_offsets */
 	int64		stored;			/* its next_offset, as this worker last saw it */
+	bool		reset_pending;	/* the row was set by reset_offsets() */
+	int64		floor;			/* group's Kafka offset past stored, or -1 */
 	int64		retry_from;		/* where to seek when no stored offset, or -1 */
 	TimestampTz last_produced;	/* Kafka timestamp of its last batched message */
 	SourceStatsEntry *stats;
@@ -154,10 +156,27 @@ WorkerPart(int32 partition)
 		{
 			memset(&parts[i], 0, sizeof(WorkerPartition));
 			parts[i].retry_from = -1;
+			parts[i].floor = -1;
 		}
 		nparts = n;
 	}
 	return &parts[partition];
+}
+
+/*
+ * Where partition p goes on, -1 when unknown: its stored offset, or the
+ * group's committed offset in Kafka when that is further (another server of
+ * the consumer group landed up to there), unless reset_offsets() set the
+ * stored one.
+ */
+static int64
+WorkerPosition(WorkerPartition *p)
+{
+	if (!p->has_stored)
+		return p->floor;
+	if (p->reset_pending || p->floor < 0)
+		return p->stored;
+	return Max(p->stored, p->floor);
 }
 
 /*
@@ -240,6 +259,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	Datum		values[1];
 	int32	   *rows_p;
 	int64	   *rows_next;
+	bool	   *rows_reset;
 	uint64		nrows;
 	uint64		i;
 	int			k;
@@ -251,8 +271,9 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	if (read_offsets_plan == NULL)
 	{
 		Oid			argtypes[1] = {TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare("SELECT partition, next_offset FROM camperso.source_offsets "
-									   "WHERE source = $1", 1, argtypes);
+		SPIPlanPtr	plan = SPI_prepare("SELECT partition, next_offset, reset_pending "
+									   "FROM camperso.source_offsets WHERE source = $1",
+									   1, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "camperso: could not prepare the offsets query");
@@ -266,6 +287,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	nrows = SPI_processed;
 	rows_p = palloc(sizeof(int32) * (nrows + 1));
 	rows_next = palloc(sizeof(int64) * (nrows + 1));
+	rows_reset = palloc(sizeof(bool) * (nrows + 1));
 	for (i = 0; i < nrows; i++)
 	{
 		bool		isnull;
@@ -274,6 +296,8 @@ WorkerReadOffsets(int n, const int32 *partitions)
 												SPI_tuptable->tupdesc, 1, &isnull));
 		rows_next[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												   SPI_tuptable->tupdesc, 2, &isnull));
+		rows_reset[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 3, &isnull));
 	}
 
 	/* forget what we knew of the partitions asked about, then apply the rows */
@@ -291,6 +315,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 		p = WorkerPart(rows_p[i]);
 		p->has_stored = true;
 		p->stored = rows_next[i];
+		p->reset_pending = rows_reset[i];
 	}
 
 	SPI_finish();
@@ -314,7 +339,8 @@ WorkerFence(int32 partition, WorkerPartition *p)
 		Oid			argtypes[4] = {TEXTOID, INT4OID, INT8OID, INT8OID};
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("UPDATE camperso.source_offsets SET next_offset = $3, updated_at = now() "
+		plan = SPI_prepare("UPDATE camperso.source_offsets "
+						   "SET next_offset = $3, reset_pending = false, updated_at = now() "
 						   "WHERE source = $1 AND partition = $2 AND next_offset = $4",
 						   4, argtypes);
 		if (plan == NULL)
@@ -397,16 +423,18 @@ WorkerResync(void)
 
 		if (!p->assigned)
 			continue;
+		if (p->reset_pending)
+			p->floor = -1;
 		if (p->has_stored)
 		{
 			seek_parts[nseek] = i;
-			seek_offsets[nseek++] = p->stored;
+			seek_offsets[nseek++] = WorkerPosition(p);
 			SourceStatsSetOffsets(p->stats, p->stored, -1);
 		}
-		else if (p->retry_from >= 0)
+		else if (p->retry_from >= 0 || p->floor >= 0)
 		{
 			seek_parts[nseek] = i;
-			seek_offsets[nseek++] = p->retry_from;
+			seek_offsets[nseek++] = p->retry_from >= 0 ? p->retry_from : p->floor;
 		}
 		p->retry_from = -1;
 	}
@@ -451,17 +479,28 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 	HOLD_INTERRUPTS();
 	PG_TRY();
 	{
+		int64	   *committed = palloc(sizeof(int64) * Max(n, 1));
+
 		for (i = 0; i < n; i++)
 			(void) WorkerPart(partitions[i]);
 		WorkerReadOffsets(n, partitions);
 		MemoryContextSwitchTo(context);
+		KafkaConsumerCommitted(consumer, n, partitions, committed);
 		for (i = 0; i < n; i++)
 		{
 			WorkerPartition *p = WorkerPart(partitions[i]);
 
 			p->assigned = true;
 			p->retry_from = -1;
-			offsets[i] = p->has_stored ? p->stored : KAFKA_OFFSET_DEFAULT;
+			p->floor = -1;
+			if (p->has_stored && !p->reset_pending && committed[i] > p->stored)
+			{
+				p->floor = committed[i];
+				ereport(LOG,
+						(errmsg("camperso source \"%s\": partition %d goes on at offset " INT64_FORMAT ", committed to Kafka by another member of group \"%s\", past the stored offset " INT64_FORMAT,
+								source.name, partitions[i], p->floor, source.group_id, p->stored)));
+			}
+			offsets[i] = p->has_stored ? WorkerPosition(p) : KAFKA_OFFSET_DEFAULT;
 			if (p->stats == NULL)
 				p->stats = SourceStatsAcquire(source.name, partitions[i]);
 			SourceStatsSetState(p->stats, SOURCE_STATE_ASSIGNED, MyProcPid);
@@ -502,12 +541,12 @@ WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets)
 		int32		p = n < 0 ? (int32) i : partitions[i];
 
 		if (n >= 0)
-			offsets[i] = (p >= 0 && p < nparts && parts[p].has_stored) ?
-				parts[p].stored : -1;
+			offsets[i] = (p >= 0 && p < nparts) ? WorkerPosition(&parts[p]) : -1;
 		if (p < 0 || p >= nparts || (!parts[p].assigned && n < 0))
 			continue;
 		parts[p].assigned = false;
 		parts[p].retry_from = -1;
+		parts[p].floor = -1;
 		SourceStatsSetState(parts[p].stats, SOURCE_STATE_UNASSIGNED, 0);
 	}
 	WorkerBatchDropUnassigned();
@@ -568,7 +607,7 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 		}
 
 		p = WorkerPart(msg.partition);
-		if (!p->assigned || (p->has_stored && msg.offset < p->stored))
+		if (!p->assigned || msg.offset < WorkerPosition(p))
 			continue;
 		msg.received_at = GetCurrentTimestamp();
 		if (batch_n == batch_cap)
@@ -709,6 +748,7 @@ WorkerLandBatch(void)
 
 		p->has_stored = true;
 		p->stored = p->last + 1;
+		p->reset_pending = false;
 		p->retry_from = -1;
 		next_offsets[i] = p->stored;
 		SourceStatsCountBatch(p->stats, start[i + 1] - start[i], p->bytes,

@@ -62,6 +62,7 @@
 #include "core/core.h"
 #include "capture/capture.h"
 #include "observe/observe.h"
+#include "model/model.h"
 
 /* Seconds the postmaster waits before restarting a launcher that died. */
 #define LAUNCHER_RESTART_SECONDS 1
@@ -716,6 +717,7 @@ CampersoLauncherMain(Datum main_arg)
 		}
 		/* without the extension, workers of a dropped one are stopped too */
 		sleep_ms = LauncherSupervise(sources, Max(nsources, 0));
+		CampersoRunPeriodicJobs();
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 }

@@ -255,6 +255,12 @@ BEGIN
 						   s, 'clickstream');
 		END IF;
 	END IF;
+
+	-- Privileges per role, row-level security by app_id, masked views
+	-- (security stage). dim_user.email is already a pseudonym: kept as is.
+	INSERT INTO camperso.masks (relation, column_name, mask)
+	VALUES (format('%I.dim_user', s)::regclass, 'email', 'keep') ON CONFLICT DO NOTHING;
+	PERFORM camperso.secure_schema(s, ARRAY['events', 'user_updates']);
 	RETURN s;
 END
 $fn$;

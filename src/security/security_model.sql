@@ -65,7 +65,8 @@ COMMENT ON FUNCTION camperso.mask_expression(regclass, name) IS 'SQL expression 
 --   the reader apply through it. A materialized view with app_id is only
 --   read through its <name>_masked view, which filters by app.
 -- Staging tables default to the targets of sources and the tables with a
--- _raw column. Idempotent: run again after the schema changes.
+-- _raw column; tables whose name starts with "_" are internal (owner and
+-- admins only). Idempotent: run again after the schema changes.
 CREATE FUNCTION camperso.secure_schema(schema name, staging text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -130,6 +131,11 @@ BEGIN
 			EXECUTE format('GRANT SELECT ON %s TO camperso_admin', obj.rel);
 		END IF;
 
+		IF obj.relname LIKE '\_%' THEN
+			-- internal (a loader's scratch tables): the owner and admins only
+			EXECUTE format('REVOKE SELECT ON %s FROM camperso_pii_reader', obj.rel);
+			CONTINUE;
+		END IF;
 		IF obj.relname = ANY (stg) THEN
 			EXECUTE format('GRANT INSERT ON %s TO camperso_ingest', obj.rel);
 			CONTINUE;			-- never for analysts

@@ -4,7 +4,7 @@
 -- plants in its own schemas.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS camperso;
-SELECT plan(23);
+SELECT plan(29);
 
 CREATE FUNCTION pg_temp.as_role(role name, sql text) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -72,6 +72,19 @@ SELECT is((SELECT count(*) FROM "h""; DROP TABLE public.victim; --"."t'); DROP T
 		  'and its row erased');
 SELECT throws_ok($$SELECT * FROM camperso.forget_user('')$$, '22023', NULL, 'an empty user id is refused');
 SELECT has_table('public', 'victim', 'the victim table survived the user ids');
+
+-- ---- rule fields, expectation columns, model schema names
+SELECT lives_ok($$SELECT camperso.add_rule('sec_h_rs', 'f"; DROP TABLE public.victim; --', 'required')$$,
+				'a rule on a hostile field name is stored as data');
+SELECT is((SELECT field FROM camperso.validate('sec_h_rs', '{}')), 'f"; DROP TABLE public.victim; --',
+		  'and validated as data');
+SELECT throws_ok($$SELECT camperso.add_expectation('sec_h_suite', 'public.victim', 'not_null', 'v"; DROP TABLE public.victim; --')$$,
+				 NULL, NULL, 'an expectation on a hostile column name fails cleanly');
+SELECT lives_ok($$SELECT camperso.create_clickstream_model('h"m; DROP TABLE public.victim; --', validate => false)$$,
+				'a clickstream model in a hostile schema name is made and secured');
+SELECT is((SELECT count(*) FROM camperso.secured_schemas WHERE schema_name = 'h"m; DROP TABLE public.victim; --'), 1::bigint,
+		  'under exactly that name');
+SELECT has_table('public', 'victim', 'the victim table survived rules, expectations and models');
 
 -- ---- objects planted in the caller's schemas do not steer definer functions
 CREATE ROLE sec_h_admin IN ROLE camperso_admin;

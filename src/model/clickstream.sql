@@ -256,6 +256,10 @@ BEGIN
 		END IF;
 	END IF;
 
+	-- Rollups and BI views (src/expose/), before securing so that they are
+	-- secured with the rest.
+	PERFORM camperso.create_expose(s);
+
 	-- Privileges per role, row-level security by app_id, masked views
 	-- (security stage). dim_user.email is already a pseudonym: kept as is.
 	INSERT INTO camperso.masks (relation, column_name, mask)
@@ -299,6 +303,7 @@ BEGIN
 		RAISE EXCEPTION 'no clickstream model in schema "%"', s USING ERRCODE = 'undefined_object';
 	END IF;
 	DELETE FROM camperso.jobs WHERE name = 'load_model:' || s;
+	PERFORM camperso.drop_expose(s);
 	DELETE FROM camperso.models WHERE schema_name = s;
 	FOREACH t IN ARRAY ARRAY['fact_clicks', 'fact_sessions', 'events', 'user_updates', 'dim_user', 'dim_page',
 							 'dim_device', 'dim_date', '_load_events', '_load_users', '_load_new', '_load_sessions'] LOOP

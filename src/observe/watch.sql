@@ -250,3 +250,10 @@ GRANT SELECT ON camperso.alerts, camperso.alerts_now, camperso.alerts_validate, 
 REVOKE ALL ON FUNCTION camperso.alert_parameters(), camperso.check_alerts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION camperso.alert_parameters() TO camperso_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION camperso.check_alerts() TO camperso_admin;
+
+-- The launcher's job runner (camperso.jobs, model stage) checks the alerts
+-- every 10 seconds; change it with camperso.schedule_job('check_alerts',
+-- 'SELECT camperso.check_alerts()', <interval>). Like the maintenance job,
+-- this default row is made by the extension, so dumps leave it out.
+INSERT INTO camperso.jobs (name, command, run_every) VALUES ('check_alerts', 'SELECT camperso.check_alerts()', '10 seconds');
+SELECT pg_catalog.pg_extension_config_dump('camperso.jobs', 'WHERE name NOT IN (''maintenance'', ''check_alerts'')');

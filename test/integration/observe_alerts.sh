@@ -8,6 +8,9 @@ cluster_create al
 cluster_start al
 psql_al() { cluster_psql al -d postgres "$@"; }
 psql_al -c "CREATE EXTENSION camperso"
+# The test runs the checks itself first; the launcher's periodic check is
+# tested at the end.
+psql_al -c "UPDATE camperso.jobs SET enabled = false WHERE name = 'check_alerts'"
 
 # A separate session listens, polling between short statements (psql prints
 # notifications after each command); bounded to about a minute.
@@ -79,3 +82,11 @@ psql_al -c "SELECT camperso.check_alerts()" >/dev/null
 wait_for 20 "notification for al.big" has_notifications 4
 grep '^Asynchronous notification' "$LISTENER_OUT" | grep -q '"subject": "al.big"' || fail "al.big notification missing its subject"
 echo "ok - a long error is cut to fit the notification"
+
+# The launcher runs the check by itself (job check_alerts): a new failure
+# reaches the listener without anyone calling check_alerts().
+psql_al -c "SELECT camperso.schedule_job('check_alerts', 'SELECT camperso.check_alerts()', '1 second')" >/dev/null
+psql_al -c "SELECT camperso.run_end(camperso.run_begin('al.by_launcher'), 'failed', NULL, NULL, 'x')" >/dev/null
+by_launcher() { grep '^Asynchronous notification' "$LISTENER_OUT" | grep -q '"subject": "al.by_launcher"'; }
+wait_for 30 "the launcher's check to notify al.by_launcher" by_launcher
+assert_eq 1 "$(psql_al -c "SELECT count(*) FROM camperso.alerts_active WHERE subject = 'al.by_launcher'")" "launcher's check remembered it"

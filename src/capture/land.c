@@ -63,7 +63,9 @@
 #include "access/tableam.h"
 #include "access/tupconvert.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
@@ -138,6 +140,8 @@ typedef struct Inserter
 	LandBuffer *buffers[LAND_MAX_BUFFERS];	/* made when first needed */
 	int			nbuffers;
 	int			nbuffered;
+	ResultRelInfo *trig_rri;	/* leaf whose triggers were last looked at */
+	bool		trig_fire;		/* must its BEFORE ROW triggers fire? */
 } Inserter;
 
 static void LandQuarantine(LandState *ls, int msgidx, const char *rule,
@@ -664,6 +668,67 @@ InserterEnd(LandState *ls, Inserter *ins)
 }
 
 /*
+ * Whether a leaf's BEFORE ROW INSERT triggers must fire. They need not when
+ * every one of them is camperso.validate_row() for the ruleset the land path
+ * has just applied to the message: firing it would validate a second time
+ * and find each message's dedupe key already taken by the first pass,
+ * skipping every row as a duplicate. Skipping them also keeps the
+ * multi-insert, which any other BEFORE ROW trigger turns off.
+ */
+static bool
+LandMustFireBeforeTriggers(LandState *ls, TriggerDesc *td)
+{
+	Oid			nsp = get_namespace_oid("camperso", true);
+	int			i;
+
+	if (td == NULL || !td->trig_insert_before_row)
+		return false;
+	if (ls->target->ruleset == NULL || !OidIsValid(nsp))
+		return true;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+		char	   *fname;
+
+		if (!TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_BEFORE(t->tgtype) ||
+			!TRIGGER_FOR_INSERT(t->tgtype) || t->tgenabled == TRIGGER_DISABLED)
+			continue;
+		if (t->tgnargs != 1 || strcmp(t->tgargs[0], ls->target->ruleset) != 0 ||
+			get_func_namespace(t->tgfoid) != nsp)
+			return true;
+		fname = get_func_name(t->tgfoid);
+		if (fname == NULL || strcmp(fname, "validate_row") != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Fires a leaf's BEFORE ROW INSERT triggers; false when one skipped the
+ * row. camperso.validate_row() for the ruleset the land path has just
+ * applied lets the row pass (ValidateLandRuleset) rather than validate it
+ * twice.
+ */
+static bool
+LandFireBeforeTriggers(LandState *ls, EState *estate, ResultRelInfo *leaf,
+					   TupleTableSlot *slot)
+{
+	volatile bool keep = false;
+
+	ValidateLandRuleset = ls->target->ruleset;
+	PG_TRY();
+	{
+		keep = ExecBRInsertTriggers(estate, leaf, slot);
+	}
+	PG_FINALLY();
+	{
+		ValidateLandRuleset = NULL;
+	}
+	PG_END_TRY();
+	return keep;
+}
+
+/*
  * Inserts one decoded row (root layout; values in the chunk context), or
  * quarantines it when it violates a constraint.
  */
@@ -690,7 +755,12 @@ InserterPut(LandState *ls, Inserter *ins, int msgidx, Datum *values, bool *nulls
 	}
 
 	/* rows before one that meets a BEFORE ROW trigger are visible to it */
-	single = (leaf->ri_TrigDesc && leaf->ri_TrigDesc->trig_insert_before_row);
+	if (ins->trig_rri != leaf)
+	{
+		ins->trig_fire = LandMustFireBeforeTriggers(ls, leaf->ri_TrigDesc);
+		ins->trig_rri = leaf;
+	}
+	single = ins->trig_fire;
 	if (single)
 		InserterFlush(ls, ins);
 
@@ -740,7 +810,7 @@ InserterPut(LandState *ls, Inserter *ins, int msgidx, Datum *values, bool *nulls
 	}
 	slot->tts_tableOid = RelationGetRelid(leaf->ri_RelationDesc);
 
-	if (single && !ExecBRInsertTriggers(estate, leaf, slot))
+	if (single && !LandFireBeforeTriggers(ls, estate, leaf, slot))
 	{
 		ls->skipped++;
 		ExecClearTuple(slot);

@@ -596,6 +596,8 @@ GetBinding(FmgrInfo *flinfo, const char *ruleset, Relation rel)
 	return b;
 }
 
+const char *ValidateLandRuleset = NULL;
+
 PG_FUNCTION_INFO_V1(camperso_validate_row);
 
 /*
@@ -629,6 +631,11 @@ camperso_validate_row(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("camperso.validate_row() takes exactly one argument, the ruleset name"),
 				 errhint("EXECUTE FUNCTION camperso.validate_row('clickstream').")));
+
+	/* a message the land path has already validated with this ruleset */
+	if (ValidateLandRuleset != NULL &&
+		strcmp(ValidateLandRuleset, trigdata->tg_trigger->tgargs[0]) == 0)
+		return PointerGetDatum(trigdata->tg_trigtuple);
 
 	b = GetBinding(fcinfo->flinfo, trigdata->tg_trigger->tgargs[0], trigdata->tg_relation);
 	ValuesFromSlot(b, trigdata->tg_trigslot);

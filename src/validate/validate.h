@@ -300,4 +300,12 @@ extern void ValidateCountsSubXactAbort(SubTransactionId subid);
 extern void ValidateDriftXactCallback(XactEvent event);
 extern void ValidateDriftSubXactAbort(SubTransactionId subid);
 
+/*
+ * Set by the capture land path while it fires a target's BEFORE ROW
+ * triggers for messages it has already validated with this ruleset: a
+ * camperso.validate_row() trigger for the same ruleset then passes the row
+ * through instead of validating it twice (trigger.c).
+ */
+extern const char *ValidateLandRuleset;
+
 #endif							/* CAMPERSO_VALIDATE_H */

@@ -77,6 +77,23 @@ SELECT pg_temp.events(300, '2 hours'), pg_temp.events(100, '7 hours', '6 hours')
 SELECT (camperso.load_model('ru') ->> 'facts_inserted')::int > 0 AS loaded;
 SELECT * FROM pg_temp.check('mixed load');
 
+-- Each load is a lineage run: START and COMPLETE, with rows written per
+-- output (details.output_rows) and read per input.
+SELECT count(*) FILTER (WHERE e ->> 'eventType' = 'START') AS starts,
+	   count(*) FILTER (WHERE e ->> 'eventType' = 'COMPLETE') AS completes,
+	   bool_and(e ->> 'eventType' = 'START'
+				OR (SELECT (o #>> '{outputFacets,outputStatistics,rowCount}')::bigint
+					  FROM jsonb_array_elements(e -> 'outputs') o WHERE o ->> 'name' LIKE '%.ru.fact_clicks')
+				   = (r.details ->> 'facts_inserted')::bigint) AS fact_rows_match,
+	   bool_and(e ->> 'eventType' = 'START'
+				OR (SELECT (i #>> '{inputFacets,inputStatistics,rowCount}')::bigint
+					  FROM jsonb_array_elements(e -> 'inputs') i WHERE i ->> 'name' LIKE '%.ru.events')
+				   = (r.details ->> 'events_read')::bigint) AS input_rows_match,
+	   bool_and(jsonb_array_length(e #> '{outputs,0,facets,schema,fields}') > 0) AS schema_facets
+  FROM camperso.openlineage_events() e
+  JOIN camperso.runs r ON r.run_id = (e #>> '{run,runId}')::uuid
+ WHERE r.job = 'load_model:ru';
+
 -- Hours are the union of their minutes.
 SELECT count(*) > 0 AS has_hours,
 	   count(*) = count(*) FILTER (WHERE h.events = m.events AND hll_cardinality(h.users) = hll_cardinality(m.users)) AS all_equal_to_minutes

@@ -373,6 +373,17 @@ BEGIN
 		'pages_added', n_pages, 'devices_added', n_devices, 'days_added', n_days,
 		'fact_days', n_parts, 'sessions_replaced', n_sess_old, 'sessions_written', n_sess_new,
 		'sessions_rekeyed', n_sess_repaired);
+	-- Rows read and written per relation, for the lineage events
+	-- (camperso.openlineage_events).
+	details := details || jsonb_build_object(
+		'input_rows', jsonb_build_object(format('%I.events', s), n_events, format('%I.user_updates', s), n_users),
+		'output_rows', jsonb_build_object(
+			format('%I.fact_clicks', s), n_facts, format('%I.fact_sessions', s), n_sess_new,
+			format('%I.dim_page', s), n_pages, format('%I.dim_device', s), n_devices, format('%I.dim_date', s), n_days,
+			format('%I.dim_user', s), coalesce((details #>> '{dim_user,inserted}')::bigint, 0)
+									 + coalesce((details #>> '{dim_user,closed}')::bigint, 0)
+									 + coalesce((details #>> '{dim_user,type1_updated}')::bigint, 0)
+									 + coalesce((details #>> '{dim_user,corrected}')::bigint, 0)));
 	IF run IS NOT NULL THEN
 		PERFORM camperso.run_end(run, 'success', n_events + n_users, n_facts, NULL, details);
 	END IF;

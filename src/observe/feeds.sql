@@ -10,7 +10,7 @@
 
 CREATE FUNCTION camperso.source_totals(
 	OUT source text, OUT enabled boolean, OUT state text,
-	OUT messages bigint, OUT lag bigint, OUT quarantined bigint, OUT errors bigint,
+	OUT messages bigint, OUT lag bigint, OUT quarantined bigint, OUT deduplicated bigint, OUT errors bigint,
 	OUT last_message_at timestamptz, OUT last_commit_at timestamptz, OUT last_error text)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE
@@ -20,7 +20,7 @@ AS $$
 BEGIN
 	IF to_regprocedure('camperso.stat_sources()') IS NULL THEN
 		RETURN QUERY
-			SELECT s.name, s.enabled, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+			SELECT s.name, s.enabled, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
 				   NULL::timestamptz, NULL::timestamptz, NULL::text
 			  FROM camperso.sources s;
 		RETURN;
@@ -33,6 +33,7 @@ BEGIN
 			   sum(st.messages) FILTER (WHERE st.partition IS NOT NULL)::bigint,
 			   sum(st.lag) FILTER (WHERE st.partition IS NOT NULL)::bigint,
 			   sum(st.quarantined) FILTER (WHERE st.partition IS NOT NULL)::bigint,
+			   sum(st.deduplicated) FILTER (WHERE st.partition IS NOT NULL)::bigint,
 			   sum(st.errors)::bigint,
 			   max(st.last_message_at),
 			   max(st.last_commit_at),
@@ -45,12 +46,12 @@ BEGIN
 EXCEPTION
 	WHEN object_not_in_prerequisite_state OR undefined_function OR undefined_column THEN
 		RETURN QUERY
-			SELECT s.name, s.enabled, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
+			SELECT s.name, s.enabled, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint,
 				   NULL::timestamptz, NULL::timestamptz, NULL::text
 			  FROM camperso.sources s;
 END
 $$;
-COMMENT ON FUNCTION camperso.source_totals() IS 'Per source: enabled, worker state and its figures summed over partitions (messages, lag, quarantined, errors, last message and commit); figures are NULL where the shared-memory statistics are not available';
+COMMENT ON FUNCTION camperso.source_totals() IS 'Per source: enabled, worker state and its figures summed over partitions (messages, lag, quarantined, deduplicated, errors, last message and commit); figures are NULL where the shared-memory statistics are not available';
 
 -- ---------------------------------------------------------------------------
 -- Counter samples: camperso.check_alerts() records each source's message

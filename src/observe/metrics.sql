@@ -59,9 +59,20 @@ AS $$
 		('camperso_freshness', 'camperso.metrics_freshness', 'sla_seconds', 'GAUGE', 'Freshness SLA of the relation or source in seconds', 53),
 		('camperso_freshness', 'camperso.metrics_freshness', 'breached', 'GAUGE', '1 when the freshness SLA is breached, else 0', 54),
 
-		('camperso_alerts', 'camperso.metrics_alerts', 'kind', 'LABEL', 'Alert kind', 60),
-		('camperso_alerts', 'camperso.metrics_alerts', 'severity', 'LABEL', 'Alert severity', 61),
-		('camperso_alerts', 'camperso.metrics_alerts', 'active', 'GAUGE', 'Alerts active now (camperso.alerts) per kind and severity', 62)
+		('camperso_quality', 'camperso.metrics_quality', 'kind', 'LABEL', 'rule (validation) or expectation (post-load suite)', 56),
+		('camperso_quality', 'camperso.metrics_quality', 'ruleset', 'LABEL', 'Ruleset, or suite', 57),
+		('camperso_quality', 'camperso.metrics_quality', 'rule', 'LABEL', 'Rule, or expectation kind', 58),
+		('camperso_quality', 'camperso.metrics_quality', 'field', 'LABEL', 'Field, or expectation column', 59),
+		('camperso_quality', 'camperso.metrics_quality', 'relation', 'LABEL', 'Relation of the expectation', 60),
+		('camperso_quality', 'camperso.metrics_quality', 'checked_total', 'COUNTER', 'Messages or rows checked by the ruleset, or runs of the expectation', 61),
+		('camperso_quality', 'camperso.metrics_quality', 'passed_total', 'COUNTER', 'Checked and not failed on this rule or expectation', 62),
+		('camperso_quality', 'camperso.metrics_quality', 'failed_total', 'COUNTER', 'Quarantined on this rule (duplicates for unique), or failed runs of the expectation', 63),
+		('camperso_quality', 'camperso.metrics_quality', 'pass_rate', 'GAUGE', 'passed / checked, all time', 64),
+		('camperso_quality', 'camperso.metrics_quality', 'pass_rate_1h', 'GAUGE', 'passed / checked over the last hour', 65),
+
+		('camperso_alerts', 'camperso.metrics_alerts', 'kind', 'LABEL', 'Alert kind', 70),
+		('camperso_alerts', 'camperso.metrics_alerts', 'severity', 'LABEL', 'Alert severity', 71),
+		('camperso_alerts', 'camperso.metrics_alerts', 'active', 'GAUGE', 'Alerts active now (camperso.alerts) per kind and severity', 72)
 	  ) AS c(namespace, view_name, column_name, usage, help, ord)
 $$;
 COMMENT ON FUNCTION camperso.metric_catalog() IS 'The metric families camperso exports: per metrics_* view, its label columns and its counters and gauges, with their help text';

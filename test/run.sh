@@ -55,6 +55,7 @@ PASSED=0
 FAILED=0
 SKIPPED=0
 FAILED_NAMES=()
+FLAKY_NAMES=()
 
 record() {
 	case "$1" in
@@ -70,6 +71,9 @@ finish() {
 	echo
 	if [ ${#FAILED_NAMES[@]} -gt 0 ]; then
 		echo "failed: ${FAILED_NAMES[*]}"
+	fi
+	if [ ${#FLAKY_NAMES[@]} -gt 0 ]; then
+		echo "flaky (failed, then passed on retry): ${FLAKY_NAMES[*]}"
 	fi
 	echo "$PASSED passed, $FAILED failed$extra"
 }
@@ -125,6 +129,17 @@ for t in test/integration/*.sh; do
 	start=$SECONDS
 	timeout -k 10 900 bash "$t" >"$LOGS/$name.log" 2>&1
 	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		# One retry, reported: timing-sensitive tests can lose a race on a
+		# loaded machine. A test that passes only on retry is listed as
+		# flaky in the summary, with its first log kept, never hidden.
+		mv "$LOGS/$name.log" "$LOGS/$name.first-try.log"
+		echo "integration $name ... failed once (exit $rc); retrying; first log:"
+		tail -15 "$LOGS/$name.first-try.log" | sed 's/^/    /'
+		timeout -k 10 900 bash "$t" >"$LOGS/$name.log" 2>&1
+		rc=$?
+		[ $rc -eq 0 ] && FLAKY_NAMES+=("$name")
+	fi
 	took=$((SECONDS - start))
 	case $rc in
 	0) echo "integration $name ... ok (${took}s)"; record pass "$name" ;;

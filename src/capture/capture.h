@@ -152,6 +152,8 @@ typedef struct KafkaSetting
 
 /* Start where the group committed in Kafka, else per auto.offset.reset. */
 #define KAFKA_OFFSET_DEFAULT	(-1001)
+/* Room for the metadata camperso commits with an offset. */
+#define KAFKA_METADATA_LEN		64
 
 typedef struct KafkaCallbacks
 {
@@ -161,10 +163,12 @@ typedef struct KafkaCallbacks
 	/*
 	 * Partitions revoked (n = -1: every assigned partition). For listed
 	 * partitions, set offsets[i] to the next offset committed in PostgreSQL
-	 * (or -1): it is committed to Kafka before the partitions move, so a
-	 * consumer of another server taking one over starts right there.
+	 * (or -1) and metadata[i] to its commit metadata: they are committed to
+	 * Kafka before the partitions move, so a consumer of another server
+	 * taking one over starts right there.
 	 */
-	void		(*revoke) (void *arg, int n, const int32 *partitions, int64 *offsets);
+	void		(*revoke) (void *arg, int n, const int32 *partitions, int64 *offsets,
+						   char (*metadata)[KAFKA_METADATA_LEN]);
 	/* A client-level error (broker down, unknown topic...). */
 	void		(*error) (void *arg, const char *text);
 } KafkaCallbacks;
@@ -180,9 +184,10 @@ extern int	KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms,
 extern void KafkaConsumerSeek(KafkaConsumer *kc, int n, const int32 *partitions,
 							  const int64 *offsets);
 extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
-								const int64 *next_offsets);
+								const int64 *next_offsets,
+								char (*metadata)[KAFKA_METADATA_LEN]);
 extern void KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions,
-								   int64 *offsets);
+								   int64 *offsets, char (*metadata)[KAFKA_METADATA_LEN]);
 extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
 extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
 extern int	KafkaQueryOffsets(const char *brokers, const char *topic,

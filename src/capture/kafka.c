@@ -191,6 +191,21 @@ KafkaListPartitions(KafkaConsumer *kc, rd_kafka_topic_partition_list_t *parts, i
 	return result;
 }
 
+/* Adds (topic, partition) at offset with commit metadata (malloc'd: librdkafka frees it). */
+static void
+KafkaListAdd(rd_kafka_topic_partition_list_t *list, const char *topic, int32 partition,
+			 int64 offset, const char *metadata)
+{
+	rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(list, topic, partition);
+
+	tp->offset = offset;
+	if (metadata != NULL && metadata[0] != '\0')
+	{
+		tp->metadata = strdup(metadata);
+		tp->metadata_size = tp->metadata ? strlen(metadata) : 0;
+	}
+}
+
 /* Applies a rebalance: asks the worker where assigned partitions start. */
 static void
 KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
@@ -238,12 +253,14 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 	else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 	{
 		int64	   *offsets;
+		char		(*metadata)[KAFKA_METADATA_LEN];
 
 		partitions = KafkaListPartitions(kc, parts, &n);
 		offsets = malloc(sizeof(int64) * Max(n, 1));
-		if (offsets == NULL)
+		metadata = malloc(KAFKA_METADATA_LEN * Max(n, 1));
+		if (offsets == NULL || metadata == NULL)
 			n = 0;
-		kc->callbacks.revoke(kc->callbacks.arg, n, partitions, offsets);
+		kc->callbacks.revoke(kc->callbacks.arg, n, partitions, offsets, metadata);
 		if (n > 0 && !kc->closing)
 		{
 			rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(n);
@@ -251,8 +268,7 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 			for (i = 0; i < n; i++)
 			{
 				if (offsets[i] >= 0)
-					rd_kafka_topic_partition_list_add(commit, kc->topic,
-													  partitions[i])->offset = offsets[i];
+					KafkaListAdd(commit, kc->topic, partitions[i], offsets[i], metadata[i]);
 			}
 			/* synchronous: the new owner must see it (errors only delay it) */
 			if (commit->cnt > 0)
@@ -261,6 +277,7 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 		}
 		free(partitions);
 		free(offsets);
+		free(metadata);
 		if (cooperative)
 		{
 			rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
@@ -277,7 +294,7 @@ KafkaApplyRebalance(KafkaConsumer *kc, rd_kafka_resp_err_t err,
 
 		snprintf(text, sizeof(text), "Kafka rebalance failed: %s", rd_kafka_err2str(err));
 		kc->callbacks.error(kc->callbacks.arg, text);
-		kc->callbacks.revoke(kc->callbacks.arg, -1, NULL, NULL);
+		kc->callbacks.revoke(kc->callbacks.arg, -1, NULL, NULL, NULL);
 		rd_kafka_assign(rk, NULL);
 	}
 }
@@ -480,13 +497,16 @@ KafkaConsumerSeek(KafkaConsumer *kc, int n, const int32 *partitions, const int64
  */
 void
 KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
-					const int64 *next_offsets)
+					const int64 *next_offsets, char (*metadata)[KAFKA_METADATA_LEN])
 {
 	rd_kafka_topic_partition_list_t *list;
+	int			i;
 
 	if (n <= 0)
 		return;
-	list = KafkaMakeList(kc, n, partitions, next_offsets);
+	list = rd_kafka_topic_partition_list_new(n);
+	for (i = 0; i < n; i++)
+		KafkaListAdd(list, kc->topic, partitions[i], next_offsets[i], metadata[i]);
 	(void) rd_kafka_commit(kc->rk, list, 1);
 	rd_kafka_topic_partition_list_destroy(list);
 }
@@ -497,14 +517,18 @@ KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partitions,
  * the assign callback (it waits on a queue of its own).
  */
 void
-KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions, int64 *offsets)
+KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions, int64 *offsets,
+					   char (*metadata)[KAFKA_METADATA_LEN])
 {
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 	int			i;
 
 	for (i = 0; i < n; i++)
+	{
 		offsets[i] = -1;
+		metadata[i][0] = '\0';
+	}
 	if (n <= 0)
 		return;
 	list = rd_kafka_topic_partition_list_new(n);
@@ -513,10 +537,27 @@ KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions, int64 
 	err = rd_kafka_committed(kc->rk, list, 5000);
 	if (!err)
 	{
-		for (i = 0; i < list->cnt && i < n; i++)
+		for (i = 0; i < list->cnt; i++)
 		{
-			if (!list->elems[i].err && list->elems[i].offset >= 0)
-				offsets[i] = list->elems[i].offset;
+			rd_kafka_topic_partition_t *tp = &list->elems[i];
+			int			j;
+
+			if (tp->err || tp->offset < 0)
+				continue;
+			/* librdkafka may reorder the list: match by partition */
+			for (j = 0; j < n; j++)
+			{
+				if (partitions[j] != tp->partition)
+					continue;
+				offsets[j] = tp->offset;
+				if (tp->metadata != NULL && tp->metadata_size > 0)
+				{
+					size_t		len = Min(tp->metadata_size, KAFKA_METADATA_LEN - 1);
+
+					memcpy(metadata[j], tp->metadata, len);
+					metadata[j][len] = '\0';
+				}
+			}
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(list);

@@ -682,10 +682,11 @@ camperso_reset_offsets(PG_FUNCTION_ARGS)
 	{
 		values[1] = Int32GetDatum(partitions[i]);
 		values[2] = Int64GetDatum(Max(offsets[i], 0));
-		SourcesCatalogExec("INSERT INTO camperso.source_offsets AS o (source, partition, next_offset, reset_pending) "
-						   "VALUES ($1, $2, $3, true) "
+		SourcesCatalogExec("INSERT INTO camperso.source_offsets AS o (source, partition, next_offset, reset_offset) "
+						   "VALUES ($1, $2, $3, $3) "
 						   "ON CONFLICT (source, partition) DO UPDATE "
-						   "SET next_offset = excluded.next_offset, reset_pending = true, updated_at = now()",
+						   "SET next_offset = excluded.next_offset, reset_offset = excluded.next_offset, "
+						   "updated_at = now()",
 						   3, argtypes, values, NULL, false);
 	}
 	SPI_finish();

@@ -87,8 +87,8 @@ typedef struct WorkerPartition
 	bool		assigned;		/* ours in the current assignment */
 	bool		has_stored;		/* a row exists in camperso.source_offsets */
 	int64		stored;			/* its next_offset, as this worker last saw it */
-	bool		reset_pending;	/* the row was set by reset_offsets() */
-	int64		floor;			/* group's Kafka offset past stored, or -1 */
+	int64		reset_offset;	/* where reset_offsets() last set it, or -1 */
+	int64		floor;			/* another server's Kafka offset past stored, or -1 */
 	int64		retry_from;		/* where to seek when no stored offset, or -1 */
 	TimestampTz last_produced;	/* Kafka timestamp of its last batched message */
 	SourceStatsEntry *stats;
@@ -116,6 +116,7 @@ typedef struct WorkerSource
 } WorkerSource;
 
 static CaptureWorkerArgs worker_args;
+static char instance_id[40];	/* camperso.capture_instance, tags Kafka commits */
 static WorkerSource source;
 static KafkaConsumer *consumer = NULL;
 static WorkerPartition *parts = NULL;
@@ -123,6 +124,7 @@ static int	nparts = 0;
 static SourceStatsEntry *source_stats = NULL;
 static uint32 resync_generation = 0;
 static bool need_resync = false;
+static bool resync_after_reset = false;
 static int	failures = 0;
 static MemoryContext batch_context = NULL;
 static CaptureRawMessage *batch = NULL;
@@ -157,6 +159,7 @@ WorkerPart(int32 partition)
 			memset(&parts[i], 0, sizeof(WorkerPartition));
 			parts[i].retry_from = -1;
 			parts[i].floor = -1;
+			parts[i].reset_offset = -1;
 		}
 		nparts = n;
 	}
@@ -165,18 +168,57 @@ WorkerPart(int32 partition)
 
 /*
  * Where partition p goes on, -1 when unknown: its stored offset, or the
- * group's committed offset in Kafka when that is further (another server of
- * the consumer group landed up to there), unless reset_offsets() set the
- * stored one.
+ * offset another server of the consumer group committed to Kafka when that
+ * is further (it landed up to there; see WorkerTrustCommit).
  */
 static int64
 WorkerPosition(WorkerPartition *p)
 {
 	if (!p->has_stored)
 		return p->floor;
-	if (p->reset_pending || p->floor < 0)
+	if (p->floor < 0)
 		return p->stored;
 	return Max(p->stored, p->floor);
+}
+
+/*
+ * The metadata committed to Kafka with an offset of partition p:
+ * "camperso/<instance id>/<reset offset or ->". It tells a server that
+ * takes the partition over who landed up to that offset.
+ */
+static void
+WorkerCommitMetadata(WorkerPartition *p, char *buf)
+{
+	if (p->reset_offset >= 0)
+		snprintf(buf, KAFKA_METADATA_LEN, "camperso/%s/" INT64_FORMAT,
+				 instance_id, p->reset_offset);
+	else
+		snprintf(buf, KAFKA_METADATA_LEN, "camperso/%s/-", instance_id);
+}
+
+/*
+ * Whether an offset committed to Kafka with this metadata may move partition
+ * p past its stored offset. Only a commit of another camperso server counts
+ * (this server's own commits trail its stored offsets; other tools' commits
+ * do not speak for PostgreSQL), and only if that server was last reset to
+ * the same offset as this one: a reset_offsets() here makes every commit
+ * from before it, from any server, stale.
+ */
+static bool
+WorkerTrustCommit(WorkerPartition *p, const char *metadata)
+{
+	char		instance[40];
+	char		mark[32];
+	char		mine[32];
+
+	if (sscanf(metadata, "camperso/%39[^/]/%31s", instance, mark) != 2 ||
+		strcmp(instance, instance_id) == 0)
+		return false;
+	if (p->reset_offset >= 0)
+		snprintf(mine, sizeof(mine), INT64_FORMAT, p->reset_offset);
+	else
+		strlcpy(mine, "-", sizeof(mine));
+	return strcmp(mark, mine) == 0;
 }
 
 /*
@@ -259,7 +301,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	Datum		values[1];
 	int32	   *rows_p;
 	int64	   *rows_next;
-	bool	   *rows_reset;
+	int64	   *rows_reset;
 	uint64		nrows;
 	uint64		i;
 	int			k;
@@ -271,7 +313,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	if (read_offsets_plan == NULL)
 	{
 		Oid			argtypes[1] = {TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare("SELECT partition, next_offset, reset_pending "
+		SPIPlanPtr	plan = SPI_prepare("SELECT partition, next_offset, coalesce(reset_offset, -1) "
 									   "FROM camperso.source_offsets WHERE source = $1",
 									   1, argtypes);
 
@@ -287,7 +329,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 	nrows = SPI_processed;
 	rows_p = palloc(sizeof(int32) * (nrows + 1));
 	rows_next = palloc(sizeof(int64) * (nrows + 1));
-	rows_reset = palloc(sizeof(bool) * (nrows + 1));
+	rows_reset = palloc(sizeof(int64) * (nrows + 1));
 	for (i = 0; i < nrows; i++)
 	{
 		bool		isnull;
@@ -296,13 +338,18 @@ WorkerReadOffsets(int n, const int32 *partitions)
 												SPI_tuptable->tupdesc, 1, &isnull));
 		rows_next[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												   SPI_tuptable->tupdesc, 2, &isnull));
-		rows_reset[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
-												   SPI_tuptable->tupdesc, 3, &isnull));
+		rows_reset[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 3, &isnull));
 	}
 
 	/* forget what we knew of the partitions asked about, then apply the rows */
 	for (k = 0; k < (n < 0 ? nparts : n); k++)
-		WorkerPart(n < 0 ? k : partitions[k])->has_stored = false;
+	{
+		WorkerPartition *p = WorkerPart(n < 0 ? k : partitions[k]);
+
+		p->has_stored = false;
+		p->reset_offset = -1;
+	}
 	for (i = 0; i < nrows; i++)
 	{
 		bool		wanted = (n < 0 && rows_p[i] < nparts);
@@ -315,7 +362,7 @@ WorkerReadOffsets(int n, const int32 *partitions)
 		p = WorkerPart(rows_p[i]);
 		p->has_stored = true;
 		p->stored = rows_next[i];
-		p->reset_pending = rows_reset[i];
+		p->reset_offset = rows_reset[i];
 	}
 
 	SPI_finish();
@@ -340,7 +387,7 @@ WorkerFence(int32 partition, WorkerPartition *p)
 		SPIPlanPtr	plan;
 
 		plan = SPI_prepare("UPDATE camperso.source_offsets "
-						   "SET next_offset = $3, reset_pending = false, updated_at = now() "
+						   "SET next_offset = $3, updated_at = now() "
 						   "WHERE source = $1 AND partition = $2 AND next_offset = $4",
 						   4, argtypes);
 		if (plan == NULL)
@@ -405,7 +452,7 @@ WorkerReadAllOffsets(void)
 }
 
 static bool
-WorkerResync(void)
+WorkerResync(bool after_reset)
 {
 	int32	   *seek_parts;
 	int64	   *seek_offsets;
@@ -423,7 +470,8 @@ WorkerResync(void)
 
 		if (!p->assigned)
 			continue;
-		if (p->reset_pending)
+		/* reset_offsets() makes the stored offsets win again */
+		if (after_reset)
 			p->floor = -1;
 		if (p->has_stored)
 		{
@@ -442,6 +490,7 @@ WorkerResync(void)
 	pfree(seek_parts);
 	pfree(seek_offsets);
 	need_resync = false;
+	resync_after_reset = false;
 	return true;
 }
 
@@ -480,12 +529,13 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 	PG_TRY();
 	{
 		int64	   *committed = palloc(sizeof(int64) * Max(n, 1));
+		char		(*metadata)[KAFKA_METADATA_LEN] = palloc(KAFKA_METADATA_LEN * Max(n, 1));
 
 		for (i = 0; i < n; i++)
 			(void) WorkerPart(partitions[i]);
 		WorkerReadOffsets(n, partitions);
 		MemoryContextSwitchTo(context);
-		KafkaConsumerCommitted(consumer, n, partitions, committed);
+		KafkaConsumerCommitted(consumer, n, partitions, committed, metadata);
 		for (i = 0; i < n; i++)
 		{
 			WorkerPartition *p = WorkerPart(partitions[i]);
@@ -493,7 +543,8 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 			p->assigned = true;
 			p->retry_from = -1;
 			p->floor = -1;
-			if (p->has_stored && !p->reset_pending && committed[i] > p->stored)
+			if (p->has_stored && committed[i] > p->stored &&
+				WorkerTrustCommit(p, metadata[i]))
 			{
 				p->floor = committed[i];
 				ereport(LOG,
@@ -532,7 +583,8 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 
 /* Partitions revoked (n = -1: all): forget them and their batched messages. */
 static void
-WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets)
+WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets,
+			   char (*metadata)[KAFKA_METADATA_LEN])
 {
 	int			i;
 
@@ -541,7 +593,11 @@ WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets)
 		int32		p = n < 0 ? (int32) i : partitions[i];
 
 		if (n >= 0)
+		{
 			offsets[i] = (p >= 0 && p < nparts) ? WorkerPosition(&parts[p]) : -1;
+			if (offsets[i] >= 0)
+				WorkerCommitMetadata(&parts[p], metadata[i]);
+		}
 		if (p < 0 || p >= nparts || (!parts[p].assigned && n < 0))
 			continue;
 		parts[p].assigned = false;
@@ -638,6 +694,7 @@ WorkerLandBatch(void)
 	CaptureRawMessage *sorted;
 	CaptureLandResult *results;
 	int64	   *next_offsets;
+	char		(*metadata)[KAFKA_METADATA_LEN];
 	TimestampTz committed_at;
 	int			i;
 
@@ -741,6 +798,7 @@ WorkerLandBatch(void)
 	/* committed: our view of the stored offsets, Kafka, the stats */
 	committed_at = GetCurrentTimestamp();
 	next_offsets = palloc(sizeof(int64) * Max(ntouched, 1));
+	metadata = palloc(KAFKA_METADATA_LEN * Max(ntouched, 1));
 	for (i = 0; i < ntouched; i++)
 	{
 		WorkerPartition *p = &parts[touched[i]];
@@ -748,9 +806,9 @@ WorkerLandBatch(void)
 
 		p->has_stored = true;
 		p->stored = p->last + 1;
-		p->reset_pending = false;
 		p->retry_from = -1;
 		next_offsets[i] = p->stored;
+		WorkerCommitMetadata(p, metadata[i]);
 		SourceStatsCountBatch(p->stats, start[i + 1] - start[i], p->bytes,
 							  r->quarantined, r->deduplicated, p->stored,
 							  p->last_produced ? p->last_produced : committed_at,
@@ -758,7 +816,7 @@ WorkerLandBatch(void)
 		SourceStatsSetOffsets(p->stats, -1, KafkaConsumerHighWatermark(consumer, touched[i]));
 		p->nbatch = 0;
 	}
-	KafkaConsumerCommit(consumer, ntouched, touched, next_offsets);
+	KafkaConsumerCommit(consumer, ntouched, touched, next_offsets, metadata);
 	if (failures > 0)
 	{
 		failures = 0;
@@ -814,12 +872,13 @@ WorkerLoadSource(void)
 		elog(ERROR, "camperso: could not read camperso.sources");
 	if (SPI_processed == 1)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
+		HeapTuple	tup;
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *owner;
 
 		found = true;
+		tup = SPI_tuptable->vals[0];
 		source.name = MemoryContextStrdup(top, worker_args.source);
 		source.brokers = MemoryContextStrdup(top, SPI_getvalue(tup, desc, 1));
 		source.topic = MemoryContextStrdup(top, SPI_getvalue(tup, desc, 2));
@@ -849,6 +908,12 @@ WorkerLoadSource(void)
 			source.settings[i].value = MemoryContextStrdup(top, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 			source.nsettings++;
 		}
+		if (SPI_execute("SELECT id FROM camperso.capture_instance", true, 1) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "camperso: camperso.capture_instance holds no identity");
+		strlcpy(instance_id, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+				sizeof(instance_id));
+
 		/* where a partition without any committed offset starts */
 		source.settings[source.nsettings].name = "auto.offset.reset";
 		source.settings[source.nsettings].value = source.start;
@@ -969,8 +1034,9 @@ CampersoSourceWorkerMain(Datum main_arg)
 		{
 			resync_generation = generation;
 			need_resync = true;
+			resync_after_reset = true;
 		}
-		if (need_resync && !WorkerResync())
+		if (need_resync && !WorkerResync(resync_after_reset))
 		{
 			failures++;
 			WorkerBackoff();

@@ -63,6 +63,17 @@ assert_eq "$((stored + 50))|$((stored + 199))" "$(q a "SELECT min(_offset), max(
 grep -q 'batch rolled back by the offset fence' "$(cluster_log a)" || fail "no fence in the log"
 echo "ok - the fenced batch was rolled back and nothing landed twice"
 
+# ---- the broker goes down and comes back: the worker waits, then goes on
+kafka_ctl k down 1
+sleep 2
+kafka_ctl k up 1
+seq 1 100 | awk '{ printf "{\"n\":%d,\"k\":\"after-down\",\"seq\":%d}\n", 900000 + $1, $1 }' |
+	kafka_produce k clicks || fail "kcat -P failed after the broker came back"
+wait_for 60 "messages produced after the broker came back" rows_eq a t 2750
+sleep 0.5
+assert_eq 2750 "$(q a "SELECT count(*) FROM t")" "after a broker outage every message landed once"
+assert_eq "$pid" "$(worker_pids a c1)" "the worker rode out the broker outage"
+
 # ---- target dropped: errors and backoff, never a crash
 q a "DROP TABLE t"
 gen_messages 3001 3010 | kafka_produce k clicks -K '\t' || fail "kcat -P failed"

@@ -11,10 +11,18 @@
  * <dim>_sk filled by the column's identity or default.
  *
  * How a merge runs:
- *	1. One query streams the affected dimension versions and the source rows
- *	   together, ordered by natural key, then time (a version's valid_from,
- *	   a source row's effective time), versions first on ties. Only keys
- *	   present in the source are read from the dimension (a semi-join).
+ *	1. The affected versions (every version of a key present in the source)
+ *	   and the source rows are gathered per natural key. Hashed (the usual
+ *	   way): the source rows go into a hash table of groups by key; a plain
+ *	   dimension is then read by one heap scan that hashes each version's
+ *	   key and probes a bit filter of the source keys first (most versions
+ *	   belong to keys the batch does not name), a dimension under row
+ *	   security or partitioned by a semi-join query. Sorted (when a key
+ *	   type has no hash function, or the groups outgrow
+ *	   maintenance_work_mem): one query streams versions and source rows
+ *	   ordered by key, then time, and each key is replayed as soon as it is
+ *	   complete. Either way a key's rows are taken by time, versions first
+ *	   on ties.
  *	2. Each key's group is replayed in memory: every source row, in
  *	   effective-time order, lands in the version holding its time. Equal
  *	   tracked values (NULL-safe): nothing. Otherwise the version is split
@@ -24,17 +32,20 @@
  *	   before the first version opens a new first version (or extends the
  *	   first back). Type-1 columns take the latest source row's values on
  *	   every version of the key.
- *	3. Changed versions and new versions are applied set-based: one UPDATE
- *	   joined on the surrogate key and one INSERT, each fed by arrays of up
- *	   to SCD2_FLUSH_ROWS rows. Values travel as text and are cast back to
- *	   the column types, so any type with text I/O works.
+ *	3. Changed versions and new versions are applied set-based, in key
+ *	   order (so surrogate keys are handed out the same way by both
+ *	   strategies): one UPDATE joined on the version's tid (plain tables)
+ *	   or surrogate key and one INSERT, each fed by arrays of up to
+ *	   SCD2_FLUSH_ROWS rows. Values travel as text and are cast back to the
+ *	   column types, so any type with text I/O works.
  * Re-running a source lands every row in a version that already has its
  * values: nothing changes.
  *
  * Locking: the dimension is locked SHARE ROW EXCLUSIVE for the rest of the
  * transaction, before it is read, so merges into one dimension serialise
  * (readers are not blocked) and each sees the previous one's result under
- * READ COMMITTED.
+ * READ COMMITTED. The lock also keeps every other writer out, so the tids
+ * read in step 1 still name the versions when step 3 updates them.
  *
  *-------------------------------------------------------------------------
  */
@@ -116,6 +127,7 @@ typedef struct Scd2Spec
 	AttrNumber	to_attnum;
 	AttrNumber	current_attnum;
 	bool		scannable;		/* a plain table without row security */
+	bool		by_tid;			/* a plain table: versions updated by ctid */
 } Scd2Spec;
 
 /* A row of the merge stream: a dimension version or a source row. */
@@ -128,6 +140,7 @@ typedef struct Scd2Row
 	int64		sk;
 	TimestampTz valid_to;
 	bool		is_current;
+	ItemPointerData tid;		/* where the version is (plain tables) */
 } Scd2Row;
 
 /* A version of one key while its group is replayed. */
@@ -135,6 +148,7 @@ typedef struct Scd2Version
 {
 	bool		is_new;
 	int64		sk;
+	ItemPointerData tid;
 	TimestampTz from;
 	TimestampTz to;
 	TimestampTz orig_from;
@@ -391,7 +405,8 @@ Scd2BuildSpec(Oid dimoid, Oid srcoid, List *keys, List *tracked, List *type1,
 	spec->to_attnum = Scd2CheckDimColumn(dim, "valid_to", TIMESTAMPTZOID, TIMESTAMPTZOID);
 	spec->current_attnum = Scd2CheckDimColumn(dim, "is_current", BOOLOID, BOOLOID);
 	/* Row security applies to SQL only: a dimension under it is read by query. */
-	spec->scannable = dim->rd_rel->relkind == RELKIND_RELATION &&
+	spec->by_tid = dim->rd_rel->relkind == RELKIND_RELATION;
+	spec->scannable = spec->by_tid &&
 		check_enable_rls(dimoid, InvalidOid, false) != RLS_ENABLED;
 
 	spec->dim = dimoid;
@@ -456,7 +471,7 @@ Scd2AppendCols(StringInfo buf, Scd2Col *cols, int n, const char *alias)
 /*
  * The affected versions: every version of a key the source names.
  * Columns: 0, key..., t (valid_from), tracked..., type1..., sk, valid_to,
- * is_current.
+ * is_current, ctid (NULL for a partitioned dimension).
  */
 static char *
 Scd2DimQuery(Scd2Spec *spec)
@@ -471,8 +486,8 @@ Scd2DimQuery(Scd2Spec *spec)
 	appendStringInfoString(&q, ", d.valid_from AS t");
 	Scd2AppendCols(&q, spec->tracked, spec->ntracked, "d");
 	Scd2AppendCols(&q, spec->type1, spec->ntype1, "d");
-	appendStringInfo(&q, ", d.%s::pg_catalog.int8, d.valid_to, d.is_current FROM %s d WHERE (",
-					 quote_identifier(spec->sk), spec->dimname);
+	appendStringInfo(&q, ", d.%s::pg_catalog.int8, d.valid_to, d.is_current, %s FROM %s d WHERE (",
+					 quote_identifier(spec->sk), spec->by_tid ? "d.ctid" : "NULL::pg_catalog.tid", spec->dimname);
 	Scd2AppendKeyList(&q, spec, "d", false);
 	appendStringInfoString(&q, ") IN (SELECT ");
 	Scd2AppendKeyList(&q, spec, "s", false);
@@ -480,7 +495,7 @@ Scd2DimQuery(Scd2Spec *spec)
 	return q.data;
 }
 
-/* The source rows, in the same columns (sk, valid_to, is_current NULL). */
+/* The source rows, in the same columns (sk, valid_to, is_current, ctid NULL). */
 static char *
 Scd2SourceQuery(Scd2Spec *spec)
 {
@@ -499,8 +514,8 @@ Scd2SourceQuery(Scd2Spec *spec)
 		appendStringInfo(&q, ", s.%s::%s", quote_identifier(spec->tracked[i].name), spec->tracked[i].typname);
 	for (i = 0; i < spec->ntype1; i++)
 		appendStringInfo(&q, ", s.%s::%s", quote_identifier(spec->type1[i].name), spec->type1[i].typname);
-	appendStringInfo(&q, ", NULL::pg_catalog.int8, NULL::pg_catalog.timestamptz, NULL::pg_catalog.bool FROM %s s",
-					 spec->srcname);
+	appendStringInfo(&q, ", NULL::pg_catalog.int8, NULL::pg_catalog.timestamptz, NULL::pg_catalog.bool, "
+					 "NULL::pg_catalog.tid FROM %s s", spec->srcname);
 	return q.data;
 }
 
@@ -526,7 +541,12 @@ Scd2StreamQuery(Scd2Spec *spec)
 	return q.data;
 }
 
-/* UPDATE of changed versions from arrays: sk, from, to, current, tracked..., type1... */
+/*
+ * UPDATE of changed versions from arrays: sk, from, to, current,
+ * tracked..., type1..., and for a plain table ctid: the version is found by
+ * its tid (no index probe; the lock keeps other writers away, and no
+ * version is written twice in a merge), its surrogate key checked.
+ */
 static char *
 Scd2UpdateSql(Scd2Spec *spec, int *nargs)
 {
@@ -547,11 +567,16 @@ Scd2UpdateSql(Scd2Spec *spec, int *nargs)
 						   "pg_catalog.unnest($3::pg_catalog.timestamptz[]), pg_catalog.unnest($4::pg_catalog.bool[])");
 	for (i = 4; i < n; i++)
 		appendStringInfo(&q, ", pg_catalog.unnest($%d::pg_catalog.text[])", i + 1);
+	if (spec->by_tid)
+		appendStringInfo(&q, ", pg_catalog.unnest($%d::pg_catalog.tid[])", n + 1);
 	appendStringInfoString(&q, ") AS u(sk, vf, vt, cur");
 	for (i = 4; i < n; i++)
 		appendStringInfo(&q, ", c%d", i - 4);
-	appendStringInfo(&q, ") WHERE d.%s = u.sk", quote_identifier(spec->sk));
-	*nargs = n;
+	if (spec->by_tid)
+		appendStringInfo(&q, ", tid) WHERE d.ctid = u.tid AND d.%s = u.sk", quote_identifier(spec->sk));
+	else
+		appendStringInfo(&q, ") WHERE d.%s = u.sk", quote_identifier(spec->sk));
+	*nargs = n + (spec->by_tid ? 1 : 0);
 	return q.data;
 }
 
@@ -613,7 +638,13 @@ Scd2PendingInit(Scd2Pending *p, Scd2Spec *spec)
 	types[3] = BOOLARRAYOID;
 	for (i = 4; i < p->upd_nargs; i++)
 		types[i] = TEXTARRAYOID;
-	p->upd_plan = SPI_prepare(sql, p->upd_nargs, types);
+	if (spec->by_tid)
+		types[p->upd_nargs - 1] = TIDARRAYOID;
+	/*
+	 * A generic plan: with the arrays' sizes known, the planner would hash
+	 * the whole dimension to update a few hundred versions.
+	 */
+	p->upd_plan = SPI_prepare_cursor(sql, p->upd_nargs, types, CURSOR_OPT_GENERIC_PLAN);
 	if (p->upd_plan == NULL)
 		elog(ERROR, "could not prepare the scd2 update: %s", SPI_result_code_string(SPI_result));
 
@@ -732,6 +763,8 @@ Scd2Queue(Scd2Pending *p, Scd2Spec *spec, Datum *key, Scd2Version *v)
 
 			Scd2Accum(p, p->upd, 4 + i, Scd2Text(p, c, v->vals[i], v->nulls[i]), v->nulls[i], TEXTOID);
 		}
+		if (spec->by_tid)
+			Scd2Accum(p, p->upd, 4 + nv, PointerGetDatum(&v->tid), false, TIDOID);
 		p->nupd++;
 	}
 	if (p->nupd >= SCD2_FLUSH_ROWS || p->nins >= SCD2_FLUSH_ROWS)
@@ -848,6 +881,7 @@ Scd2ReplayKey(Scd2Spec *spec, Datum *key, Scd2Row *rows, int nrows, Scd2Counts *
 		v = &vs[n++];
 		memset(v, 0, sizeof(*v));
 		v->sk = rows[r].sk;
+		v->tid = rows[r].tid;
 		v->from = v->orig_from = rows[r].t;
 		v->to = v->orig_to = rows[r].valid_to;
 		v->orig_current = rows[r].is_current;
@@ -1150,6 +1184,7 @@ Scd2FillRow(Scd2Spec *spec, Datum *values, bool *isnull, bool is_source, Scd2Row
 	row->sk = 0;
 	row->valid_to = 0;
 	row->is_current = false;
+	ItemPointerSetInvalid(&row->tid);
 	if (!is_source)
 	{
 		if (isnull[tcol + 1 + nvals])
@@ -1162,6 +1197,10 @@ Scd2FillRow(Scd2Spec *spec, Datum *values, bool *isnull, bool is_source, Scd2Row
 		else
 			row->valid_to = DatumGetTimestampTz(values[tcol + 2 + nvals]);
 		row->is_current = !isnull[tcol + 3 + nvals] && DatumGetBool(values[tcol + 3 + nvals]);
+		if (isnull[tcol + 4 + nvals])
+			ItemPointerSetInvalid(&row->tid);
+		else
+			row->tid = *(ItemPointer) DatumGetPointer(values[tcol + 4 + nvals]);
 	}
 }
 
@@ -1221,6 +1260,24 @@ Scd2KeysHashable(Scd2Spec *spec)
 }
 
 /*
+ * Fetches the next rows of a stream cursor (NULL at its end); *values and
+ * *isnull are made, once, scratch arrays of the rows' width.
+ */
+static SPITupleTable *
+Scd2Fetch(Portal portal, Datum **values, bool **isnull)
+{
+	SPI_cursor_fetch(portal, true, SCD2_FETCH_ROWS);
+	if (SPI_processed == 0)
+		return NULL;
+	if (*values == NULL)
+	{
+		*values = palloc(sizeof(Datum) * SPI_tuptable->tupdesc->natts);
+		*isnull = palloc(sizeof(bool) * SPI_tuptable->tupdesc->natts);
+	}
+	return SPI_tuptable;
+}
+
+/*
  * Reads the rows of one query into the groups: source rows make their
  * group, versions join an existing one (a version whose key no source row
  * has byte-wise is left out: nothing would change it). Returns false as
@@ -1236,22 +1293,13 @@ Scd2HashRead(Scd2Spec *spec, const char *sql, bool is_source, scd2grp_hash *grou
 	bool	   *isnull = NULL;
 	bool		fits = true;
 
-	while (fits)
+	SPITupleTable *tt;
+
+	while (fits && (tt = Scd2Fetch(portal, &values, &isnull)) != NULL)
 	{
 		uint64		i;
-		SPITupleTable *tt;
-		MemoryContext old;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		SPI_cursor_fetch(portal, true, SCD2_FETCH_ROWS);
-		tt = SPI_tuptable;
-		if (SPI_processed == 0)
-			break;
-		if (values == NULL)
-		{
-			values = palloc(sizeof(Datum) * tt->tupdesc->natts);
-			isnull = palloc(sizeof(bool) * tt->tupdesc->natts);
-		}
-		old = MemoryContextSwitchTo(cxt);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			Scd2Group  *g;
@@ -1294,7 +1342,7 @@ static bool
 Scd2HashScanDim(Scd2Spec *spec, scd2grp_hash *groups, MemoryContext cxt, Size budget)
 {
 	int			nvals = spec->ntracked + spec->ntype1;
-	int			ncols = spec->nkey + nvals + 5;
+	int			ncols = spec->nkey + nvals + 6;
 	Datum	   *values = palloc(sizeof(Datum) * ncols);
 	bool	   *isnull = palloc(sizeof(bool) * ncols);
 	Datum	   *rowkey = &values[1];
@@ -1375,6 +1423,8 @@ Scd2HashScanDim(Scd2Spec *spec, scd2grp_hash *groups, MemoryContext cxt, Size bu
 			values[k] = Int64GetDatum((int64) DatumGetInt32(values[k]));
 		values[k + 1] = slot_getattr(slot, spec->to_attnum, &isnull[k + 1]);
 		values[k + 2] = slot_getattr(slot, spec->current_attnum, &isnull[k + 2]);
+		values[k + 3] = PointerGetDatum(&slot->tts_tid);
+		isnull[k + 3] = false;
 		old = MemoryContextSwitchTo(cxt);
 		Scd2FillRow(spec, values, isnull, false, Scd2GroupAdd(g));
 		MemoryContextSwitchTo(old);
@@ -1459,6 +1509,22 @@ Scd2RunHashed(Scd2Spec *spec, Scd2Pending *pending, Scd2Counts *counts)
 	return true;
 }
 
+/* Sorted strategy: replays and queues a complete key, then forgets it. */
+static void
+Scd2SortedKeyDone(Scd2Spec *spec, Scd2Pending *pending, Scd2Group *group, MemoryContext group_cxt,
+				  Scd2Counts *counts)
+{
+	MemoryContext old = MemoryContextSwitchTo(group_cxt);
+	Scd2Version *vs;
+	int			n;
+
+	n = Scd2ReplayKey(spec, group->key, group->rows, group->nrows, counts, &vs);
+	MemoryContextSwitchTo(old);
+	Scd2QueueKey(spec, pending, group->key, vs, n, counts);
+	MemoryContextReset(group_cxt);
+	memset(group, 0, sizeof(*group));
+}
+
 /* The sorted strategy (see above). */
 static void
 Scd2RunSorted(Scd2Spec *spec, Scd2Pending *pending, Scd2Counts *counts)
@@ -1470,43 +1536,23 @@ Scd2RunSorted(Scd2Spec *spec, Scd2Pending *pending, Scd2Counts *counts)
 	Datum	   *rowkey = palloc(sizeof(Datum) * spec->nkey);
 	Datum	   *values = NULL;
 	bool	   *isnull = NULL;
+	SPITupleTable *tt;
 
 	memset(&group, 0, sizeof(group));
 	group_cxt = AllocSetContextCreate(CurrentMemoryContext, "scd2 group", ALLOCSET_DEFAULT_SIZES);
 	portal = SPI_cursor_open_with_args(NULL, Scd2StreamQuery(spec), 0, NULL, NULL, NULL, false, 0);
-	for (;;)
+	while ((tt = Scd2Fetch(portal, &values, &isnull)) != NULL)
 	{
 		uint64		i;
-		uint64		nfetched;
-		SPITupleTable *tt;
+		uint64		nfetched = SPI_processed;
 
-		SPI_cursor_fetch(portal, true, SCD2_FETCH_ROWS);
-		tt = SPI_tuptable;
-		nfetched = SPI_processed;
-		if (nfetched == 0)
-			break;
-		if (values == NULL)
-		{
-			values = palloc(sizeof(Datum) * tt->tupdesc->natts);
-			isnull = palloc(sizeof(bool) * tt->tupdesc->natts);
-		}
 		/* Flushes below run statements: SPI_tuptable/SPI_processed change. */
 		for (i = 0; i < nfetched; i++)
 		{
 			bool		is_source = Scd2DeformRow(spec, tt->vals[i], tt->tupdesc, values, isnull, rowkey);
 
 			if (group.key != NULL && Scd2CompareKey(spec, group.key, rowkey) != 0)
-			{
-				Scd2Version *vs;
-				int			n;
-
-				old = MemoryContextSwitchTo(group_cxt);
-				n = Scd2ReplayKey(spec, group.key, group.rows, group.nrows, counts, &vs);
-				MemoryContextSwitchTo(old);
-				Scd2QueueKey(spec, pending, group.key, vs, n, counts);
-				MemoryContextReset(group_cxt);
-				memset(&group, 0, sizeof(group));
-			}
+				Scd2SortedKeyDone(spec, pending, &group, group_cxt, counts);
 			old = MemoryContextSwitchTo(group_cxt);
 			if (group.key == NULL)
 				group.key = Scd2CopyKey(spec, rowkey);
@@ -1517,15 +1563,7 @@ Scd2RunSorted(Scd2Spec *spec, Scd2Pending *pending, Scd2Counts *counts)
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (group.key != NULL)
-	{
-		Scd2Version *vs;
-		int			n;
-
-		old = MemoryContextSwitchTo(group_cxt);
-		n = Scd2ReplayKey(spec, group.key, group.rows, group.nrows, counts, &vs);
-		MemoryContextSwitchTo(old);
-		Scd2QueueKey(spec, pending, group.key, vs, n, counts);
-	}
+		Scd2SortedKeyDone(spec, pending, &group, group_cxt, counts);
 	SPI_cursor_close(portal);
 	Scd2Flush(pending);
 	MemoryContextDelete(group_cxt);
@@ -1538,8 +1576,13 @@ Scd2Run(Scd2Spec *spec, Scd2Counts *counts)
 	Scd2Pending pending;
 
 	Scd2PendingInit(&pending, spec);
-	if (!Scd2KeysHashable(spec) || !Scd2RunHashed(spec, &pending, counts))
-		Scd2RunSorted(spec, &pending, counts);
+	if (!Scd2KeysHashable(spec))
+		elog(DEBUG1, "scd2_merge: a natural key column has no hash function; merging by a sorted stream");
+	else if (Scd2RunHashed(spec, &pending, counts))
+		return;
+	else
+		elog(DEBUG1, "scd2_merge: the affected keys outgrow maintenance_work_mem; merging by a sorted stream");
+	Scd2RunSorted(spec, &pending, counts);
 }
 
 /*

@@ -185,11 +185,15 @@ kafka_ctl() {
 	fd=$(cat "$dir/fd")
 	before=$(wc -l <"$dir/out")
 	echo "$*" >&"$fd"
-	wait_for 10 "kafka control answer to '$*'" test "$(wc -l <"$dir/out")" -gt "$before"
+	# the line count is read on every poll (a $(...) argument would be
+	# read once, before the answer, and the wait would never end)
+	wait_for 10 "kafka control answer to '$*'" _kafka_answered "$dir/out" "$before"
 	local answer
 	answer=$(tail -1 "$dir/out")
 	[ "$answer" = "OK" ] || fail "kafka control '$*' answered: $answer"
 }
+
+_kafka_answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
 
 kafka_stop() {
 	local name=$1

@@ -168,6 +168,9 @@ KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
 	if (kc != NULL && kc->callbacks.error)
 		kc->callbacks.error(kc->callbacks.arg, text);
+	if (kc != NULL && kc->callbacks.all_brokers_down &&
+		err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		kc->callbacks.all_brokers_down(kc->callbacks.arg);
 }
 
 /* Copies the partition numbers of a list of our topic (malloc'd: no palloc here). */
@@ -574,6 +577,24 @@ KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
 		high < 0)
 		return -1;
 	return high;
+}
+
+/*
+ * Whether a broker answers a metadata request within timeout_ms. librdkafka
+ * reports that every broker went down but not that one came back, so a
+ * worker that saw them go down asks now and then while it has nothing to
+ * consume. Serves no callback.
+ */
+bool
+KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_metadata(kc->rk, 0, NULL, &md, timeout_ms);
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /*

@@ -27,6 +27,12 @@
  * waits (exponential backoff with jitter, 100 ms up to 30 s), seeks back
  * to the stored offsets and tries again.
  *
+ * Broker outages are librdkafka's to ride out: it reconnects with its own
+ * exponential backoff and jitter while the worker keeps polling (100 ms
+ * waits, no spinning). When librdkafka reports every broker down the
+ * source shows state disconnected until a message arrives or, when idle,
+ * a metadata probe is answered.
+ *
  * Threads and signals: see kafka.c. Rebalance callbacks run inside
  * KafkaConsumerPoll on this thread; the assign callback reads stored
  * offsets in a short transaction of its own with interrupts held and
@@ -73,6 +79,8 @@
 #define WORKER_POLL_MS			100
 /* How often an idle worker refreshes high watermarks in the stats. */
 #define WORKER_REFRESH_MS		1000
+/* Longest wait for a broker's answer when probing whether one is back. */
+#define WORKER_PROBE_MS			500
 /* Retry backoff of failed batches. */
 #define WORKER_BACKOFF_MIN_MS	100
 #define WORKER_BACKOFF_MAX_MS	30000
@@ -126,6 +134,7 @@ static uint32 resync_generation = 0;
 static bool need_resync = false;
 static bool resync_after_reset = false;
 static int	failures = 0;
+static bool brokers_down = false;	/* librdkafka said all brokers are down */
 static MemoryContext batch_context = NULL;
 static CaptureRawMessage *batch = NULL;
 static int	batch_n = 0;
@@ -615,6 +624,37 @@ WorkerOnKafkaError(void *arg, const char *text)
 	SourceStatsError(source_stats, text);
 }
 
+/*
+ * Every broker is unreachable: shown as state disconnected until a message
+ * arrives or a probe gets an answer (WorkerBrokersBack). librdkafka keeps
+ * reconnecting meanwhile, with its own exponential backoff and jitter
+ * (reconnect.backoff.ms up to reconnect.backoff.max.ms).
+ */
+static void
+WorkerOnAllBrokersDown(void *arg)
+{
+	if (brokers_down)
+		return;
+	brokers_down = true;
+	SourceStatsSetState(source_stats, SOURCE_STATE_DISCONNECTED, MyProcPid);
+	ereport(LOG,
+			(errmsg("camperso source \"%s\": every Kafka broker is unreachable; waiting for one to come back",
+					source.name)));
+}
+
+/* A broker answered again: back to running (or backoff, if a batch fails). */
+static void
+WorkerBrokersBack(void)
+{
+	if (!brokers_down)
+		return;
+	brokers_down = false;
+	SourceStatsSetState(source_stats, failures > 0 ? SOURCE_STATE_BACKOFF : SOURCE_STATE_RUNNING,
+						MyProcPid);
+	ereport(LOG,
+			(errmsg("camperso source \"%s\": Kafka brokers reachable again", source.name)));
+}
+
 /* ---------------------------------------------------------------------------
  * Batches
  * ---------------------------------------------------------------------------
@@ -662,6 +702,7 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 			continue;
 		}
 
+		WorkerBrokersBack();
 		p = WorkerPart(msg.partition);
 		if (!p->assigned || msg.offset < WorkerPosition(p))
 			continue;
@@ -965,6 +1006,7 @@ WorkerStart(void)
 		callbacks.assign = WorkerOnAssign;
 		callbacks.revoke = WorkerOnRevoke;
 		callbacks.error = WorkerOnKafkaError;
+		callbacks.all_brokers_down = WorkerOnAllBrokersDown;
 		snprintf(client_id, sizeof(client_id), "camperso-%s-%d",
 				 source.name, worker_args.index);
 		consumer = KafkaConsumerOpen(source.brokers, source.topic, source.group_id,
@@ -1049,6 +1091,8 @@ CampersoSourceWorkerMain(Datum main_arg)
 			WorkerLandBatch();
 		else if (TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), WORKER_REFRESH_MS))
 		{
+			if (brokers_down && KafkaConsumerProbe(consumer, WORKER_PROBE_MS))
+				WorkerBrokersBack();
 			WorkerRefreshWatermarks();
 			last_refresh = GetCurrentTimestamp();
 			pgstat_report_activity(STATE_IDLE, NULL);

@@ -62,6 +62,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -81,6 +82,8 @@
 #define WORKER_REFRESH_MS		1000
 /* Longest wait for a broker's answer when probing whether one is back. */
 #define WORKER_PROBE_MS			500
+/* How often a batch waiting for its target's lock tries again. */
+#define WORKER_LOCK_POLL_MS		250
 /* Retry backoff of failed batches. */
 #define WORKER_BACKOFF_MIN_MS	100
 #define WORKER_BACKOFF_MAX_MS	30000
@@ -117,6 +120,7 @@ typedef struct WorkerSource
 	char	   *group_id;
 	char	   *start;
 	Oid			owner;
+	Oid			target;			/* the target table (fixed: a change restarts us) */
 	int			batch_size;		/* 0: camperso.batch_size */
 	int			batch_ms;		/* 0: camperso.batch_ms */
 	KafkaSetting *settings;
@@ -142,6 +146,8 @@ static int	batch_cap = 0;
 static SPIPlanPtr fence_update_plan = NULL;
 static SPIPlanPtr fence_insert_plan = NULL;
 static SPIPlanPtr read_offsets_plan = NULL;
+
+static void WorkerRefreshWatermarks(void);
 
 /* ---------------------------------------------------------------------------
  * Small helpers
@@ -722,6 +728,36 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 }
 
 /*
+ * Takes the target's lock for the batch in the batch's transaction, before
+ * anything else, without queueing behind a conflicting lock (a session
+ * holding SHARE or stronger on the staging table). While the lock is held
+ * elsewhere the batch waits in memory (Kafka's prefetch stays bounded),
+ * the high watermarks in the stats, hence the lag, are kept fresh, and
+ * pg_stat_activity says what the worker waits for. A queued lock request
+ * would leave the stats as they were until the lock came free, and would
+ * queue DDL behind the worker.
+ */
+static void
+WorkerLockTarget(void)
+{
+	bool		waited = false;
+
+	while (!ConditionalLockRelationOid(source.target, RowExclusiveLock))
+	{
+		if (!waited)
+			pgstat_report_activity(STATE_RUNNING, "camperso: waiting for a lock on the target table");
+		waited = true;
+		WorkerRefreshWatermarks();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WORKER_LOCK_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (waited)
+		pgstat_report_activity(STATE_RUNNING, "camperso: landing a batch");
+}
+
+/*
  * Lands the collected batch in one transaction with its offsets (see the
  * file header), then commits the offsets to Kafka and counts the stats.
  */
@@ -784,6 +820,7 @@ WorkerLandBatch(void)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "camperso: landing a batch");
+		WorkerLockTarget();
 
 		SPI_connect();
 		for (i = 0; i < ntouched; i++)
@@ -865,7 +902,7 @@ WorkerLandBatch(void)
 	}
 }
 
-/* Idle: keeps the high watermarks (hence the lag) in the stats fresh. */
+/* Keeps the high watermarks (hence the lag) in the stats fresh. */
 static void
 WorkerRefreshWatermarks(void)
 {
@@ -907,7 +944,7 @@ WorkerLoadSource(void)
 							  "coalesce(options->>'group_id', 'camperso.' || name), "
 							  "coalesce(options->>'start', 'earliest'), "
 							  "coalesce((options->>'batch_size')::int, 0), "
-							  "coalesce((options->>'batch_ms')::int, 0) "
+							  "coalesce((options->>'batch_ms')::int, 0), target::oid "
 							  "FROM camperso.sources WHERE name = $1 AND enabled",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "camperso: could not read camperso.sources");
@@ -928,6 +965,7 @@ WorkerLoadSource(void)
 		source.start = MemoryContextStrdup(top, SPI_getvalue(tup, desc, 5));
 		source.batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		source.batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		source.target = DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull));
 		source.owner = get_role_oid(owner, true);
 		if (!OidIsValid(source.owner))
 			ereport(ERROR,

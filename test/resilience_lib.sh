@@ -10,6 +10,9 @@
 #       SOURCE's quarantine rows, with the same payload length; nothing is
 #       there that Kafka does not hold; no partition has a gap; MISSING
 #       (default 0) messages are absent on purpose (deduplicated).
+#   hold_lock CLUSTER NAME TABLE MODE       a session named NAME holds MODE
+#                                           on TABLE (until release_lock)
+#   release_lock CLUSTER NAME               ends that session
 #   cpu_ticks PID, rss_kb PID               from /proc/PID/stat and status
 #   quick A B                                A in quick mode (CI), else B
 
@@ -59,6 +62,20 @@ check_delivery() {
 			"no gap in any partition: max(offset) - min(offset) + 1 = count, from offset 0"
 	fi
 	q "$c" "DROP TABLE _delivered"
+}
+
+# hold_lock CLUSTER NAME TABLE MODE: returns once the lock is granted
+hold_lock() {
+	PGAPPNAME=$2 psql -X -q -h 127.0.0.1 -p "$(cluster_port "$1")" -U postgres -d postgres \
+		-c "BEGIN" -c "LOCK TABLE $3 IN $4 MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+	wait_for 30 "$2 to hold its lock on $3" _lock_held "$@"
+}
+_lock_held() {
+	[ "$(q "$1" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s USING (pid)
+	             WHERE s.application_name = '$2' AND l.relation = '$3'::regclass AND l.granted")" = 1 ]
+}
+release_lock() {
+	q "$1" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$2'" >/dev/null
 }
 
 # source_state CLUSTER SOURCE: the state of the source's own stats row.

@@ -191,6 +191,7 @@ extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partition
 extern void KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions,
 								   int64 *offsets, char (*metadata)[KAFKA_METADATA_LEN]);
 extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
+extern int64 KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms);
 extern bool KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms);
 extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
 extern int	KafkaQueryOffsets(const char *brokers, const char *topic,

@@ -580,6 +580,22 @@ KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
 }
 
 /*
+ * The high watermark of a partition asked of its leader, -1 when it does
+ * not answer within timeout_ms. Serves no callback.
+ */
+int64
+KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms)
+{
+	int64_t		low = -1;
+	int64_t		high = -1;
+
+	if (rd_kafka_query_watermark_offsets(kc->rk, kc->topic, partition, &low, &high,
+										 timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return high;
+}
+
+/*
  * Whether a broker answers a metadata request within timeout_ms. librdkafka
  * reports that every broker went down but not that one came back, so a
  * worker that saw them go down asks now and then while it has nothing to

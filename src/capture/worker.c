@@ -100,6 +100,7 @@ typedef struct WorkerPartition
 	int64		stored;			/* its next_offset, as this worker last saw it */
 	int64		reset_offset;	/* where reset_offsets() last set it, or -1 */
 	int64		floor;			/* another server's Kafka offset past stored, or -1 */
+	bool		past_end;		/* the log ends before the stored offset: paused */
 	int64		retry_from;		/* where to seek when no stored offset, or -1 */
 	TimestampTz last_produced;	/* Kafka timestamp of its last batched message */
 	SourceStatsEntry *stats;
@@ -147,7 +148,7 @@ static SPIPlanPtr fence_update_plan = NULL;
 static SPIPlanPtr fence_insert_plan = NULL;
 static SPIPlanPtr read_offsets_plan = NULL;
 
-static void WorkerRefreshWatermarks(void);
+static void WorkerRefreshWatermarks(bool ask_brokers);
 
 /* ---------------------------------------------------------------------------
  * Small helpers
@@ -287,6 +288,7 @@ WorkerBackoff(void)
 
 	SourceStatsSetState(source_stats, SOURCE_STATE_BACKOFF, MyProcPid);
 	pgstat_report_activity(STATE_IDLE, "camperso: waiting to retry a failed batch");
+	WorkerRefreshWatermarks(!brokers_down);
 	for (;;)
 	{
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
@@ -487,7 +489,10 @@ WorkerResync(bool after_reset)
 			continue;
 		/* reset_offsets() makes the stored offsets win again */
 		if (after_reset)
+		{
 			p->floor = -1;
+			p->past_end = false;
+		}
 		if (p->has_stored)
 		{
 			seek_parts[nseek] = i;
@@ -558,6 +563,7 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 			p->assigned = true;
 			p->retry_from = -1;
 			p->floor = -1;
+			p->past_end = false;
 			if (p->has_stored && committed[i] > p->stored &&
 				WorkerTrustCommit(p, metadata[i]))
 			{
@@ -618,6 +624,7 @@ WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets,
 		parts[p].assigned = false;
 		parts[p].retry_from = -1;
 		parts[p].floor = -1;
+		parts[p].past_end = false;
 		SourceStatsSetState(parts[p].stats, SOURCE_STATE_UNASSIGNED, 0);
 	}
 	WorkerBatchDropUnassigned();
@@ -667,6 +674,41 @@ WorkerBrokersBack(void)
  */
 
 /*
+ * A message below the partition's position came: normally one prefetched
+ * before a seek, landed already. But when the partition's log now ends
+ * before the stored offset, the topic was deleted and recreated or its log
+ * truncated, and librdkafka, finding the stored offset out of range, went
+ * back to the start of the log: what it reads there was never landed.
+ * Skipping it as landed would lose it silently, and landing from the
+ * stored offset on once the new log reaches it would leave a gap. So the
+ * partition is paused (nothing of it lands) with the error in the stats
+ * until camperso.reset_offsets() says where to go on, or the partition is
+ * reassigned.
+ */
+static void
+WorkerCheckPastEnd(int32 partition, WorkerPartition *p)
+{
+	int64		high;
+	char	   *text;
+
+	if (p->past_end || !p->has_stored)
+		return;
+	high = KafkaConsumerHighWatermark(consumer, partition);
+	if (high < 0 || high >= WorkerPosition(p))
+		return;
+	p->past_end = true;
+	text = psprintf("partition %d ends at offset " INT64_FORMAT ", before its stored offset " INT64_FORMAT
+					": the topic was recreated or truncated; nothing of the partition lands until camperso.reset_offsets() says where to go on",
+					partition, high, WorkerPosition(p));
+	SourceStatsError(source_stats, text);
+	SourceStatsError(p->stats, text);
+	ereport(LOG,
+			(errcode(ERRCODE_CAMPERSO_KAFKA),
+			 errmsg("camperso source \"%s\": %s", source.name, text)));
+	pfree(text);
+}
+
+/*
  * Collects up to batch_size messages, waiting at most batch_ms after the
  * first one; returns at once (with none) after an idle poll, so the loop
  * sees interrupts and resync requests. Messages below a partition's stored
@@ -710,8 +752,13 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 
 		WorkerBrokersBack();
 		p = WorkerPart(msg.partition);
-		if (!p->assigned || msg.offset < WorkerPosition(p))
+		if (!p->assigned)
 			continue;
+		if (msg.offset < WorkerPosition(p) || p->past_end)
+		{
+			WorkerCheckPastEnd(msg.partition, p);
+			continue;
+		}
 		msg.received_at = GetCurrentTimestamp();
 		if (batch_n == batch_cap)
 		{
@@ -741,13 +788,15 @@ static void
 WorkerLockTarget(void)
 {
 	bool		waited = false;
+	int			polls = 0;
 
 	while (!ConditionalLockRelationOid(source.target, RowExclusiveLock))
 	{
 		if (!waited)
 			pgstat_report_activity(STATE_RUNNING, "camperso: waiting for a lock on the target table");
+		/* the brokers are asked at most once a second */
+		WorkerRefreshWatermarks(!waited || ++polls % (WORKER_REFRESH_MS / WORKER_LOCK_POLL_MS) == 0);
 		waited = true;
-		WorkerRefreshWatermarks();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 WORKER_LOCK_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -902,17 +951,28 @@ WorkerLandBatch(void)
 	}
 }
 
-/* Keeps the high watermarks (hence the lag) in the stats fresh. */
+/*
+ * Keeps the high watermarks (hence the lag) in the stats fresh: from what
+ * librdkafka last fetched, or, with ask_brokers, from the partition leaders
+ * (when nothing is being consumed, librdkafka stops fetching once its
+ * prefetch queue is full, and its figures go stale).
+ */
 static void
-WorkerRefreshWatermarks(void)
+WorkerRefreshWatermarks(bool ask_brokers)
 {
 	int			i;
 
 	for (i = 0; i < nparts; i++)
 	{
-		if (parts[i].assigned)
-			SourceStatsSetOffsets(parts[i].stats, -1,
-								  KafkaConsumerHighWatermark(consumer, i));
+		int64		high = -1;
+
+		if (!parts[i].assigned)
+			continue;
+		if (ask_brokers)
+			high = KafkaConsumerQueryHighWatermark(consumer, i, WORKER_PROBE_MS);
+		if (high < 0)
+			high = KafkaConsumerHighWatermark(consumer, i);
+		SourceStatsSetOffsets(parts[i].stats, -1, high);
 	}
 }
 
@@ -1131,7 +1191,7 @@ CampersoSourceWorkerMain(Datum main_arg)
 		{
 			if (brokers_down && KafkaConsumerProbe(consumer, WORKER_PROBE_MS))
 				WorkerBrokersBack();
-			WorkerRefreshWatermarks();
+			WorkerRefreshWatermarks(false);
 			last_refresh = GetCurrentTimestamp();
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}

@@ -26,12 +26,7 @@ pid=$(worker_pids a b)
 rss0=$(rss_kb "$pid")
 
 # ---- the lock, then the backlog
-PGAPPNAME=locker psql -X -q -h 127.0.0.1 -p "$(cluster_port a)" -U postgres -d postgres \
-	-c "BEGIN" -c "LOCK TABLE t IN SHARE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-locker=$!
-locked() { [ "$(q a "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                    WHERE a.application_name = 'locker' AND l.relation = 't'::regclass AND l.granted")" = 1 ]; }
-wait_for 30 "the lock to be held" locked
+hold_lock a locker t SHARE
 gen_messages 101 $((100 + M)) | kafka_produce k bp -z lz4 -K '\t' || fail "kcat -P failed"
 N=$((100 + M))
 assert_eq "$N" "$(kafka_count k bp)" "the embedded kafka holds the whole backlog"
@@ -59,8 +54,7 @@ note "worker RSS while blocked: from $rss0 kB, at most $peak kB"
 assert_eq 100 "$(q a "SELECT count(*) FROM t")" "nothing landed while the lock was held"
 
 # ---- the lock goes: the backlog drains, memory stays bounded
-q a "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker'" >/dev/null
-wait "$locker" 2>/dev/null
+release_lock a locker
 drained() { sample; rows_eq a t "$N"; }
 wait_for 180 "the backlog to land" drained
 hwm=$(awk '/VmHWM/ {print $2}' /proc/"$pid"/status)

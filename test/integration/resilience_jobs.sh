@@ -26,22 +26,11 @@ facts_are() { [ "$(q a "SELECT count(*) FROM cs.fact_clicks")" = "$1" ]; }
 stage 50
 wait_for 60 "the first load" facts_are 50
 
-# hold LOCKMODE on TABLE in a session of its own, named NAME, until killed
-hold() {
-	PGAPPNAME=$1 psql -X -q -h 127.0.0.1 -p "$(cluster_port a)" -U postgres -d postgres \
-		-c "BEGIN" -c "LOCK TABLE $2 IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-	wait_for 30 "$1 to hold its lock" holds "$1" "$2"
-}
-holds() {
-	[ "$(q a "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity s USING (pid)
-	          WHERE s.application_name = '$1' AND l.relation = '$2'::regclass AND l.granted")" = 1 ]
-}
-release() { q a "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$1'" >/dev/null; }
 job_failures() { q a "SELECT failures FROM camperso.jobs WHERE name = '$1'"; }
 failed_at_least() { [ "$(job_failures "$1")" -ge "$2" ]; }
 
 # ---- a load that cannot lock the fact table
-hold locker cs.fact_clicks
+hold_lock a locker cs.fact_clicks 'ACCESS EXCLUSIVE'
 stage 20
 wait_for 60 "the load to fail on the lock" failed_at_least load_model:cs 1
 f1=$(q a "SELECT extract(epoch FROM next_run_at - last_finished_at)::int FROM camperso.jobs WHERE name = 'load_model:cs'")
@@ -64,7 +53,7 @@ wait_for 30 "the launcher to start a worker while the load job keeps failing" ha
 echo "ok - the launcher goes on supervising while a job cannot get its lock"
 q a "SELECT camperso.drop_source('probe')" >/dev/null
 
-release locker
+release_lock a locker
 wait_for 90 "the load to succeed once the lock is gone" facts_are 70
 recovered() { [ "$(job_failures load_model:cs)" = 0 ] && [ "$(q a "SELECT last_status FROM camperso.jobs WHERE name = 'load_model:cs'")" = success ]; }
 wait_for 30 "the load job to show success" recovered
@@ -81,13 +70,13 @@ full=$(nparts)
 last=$(q a "SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = 'pm'::regclass ORDER BY c.relname DESC LIMIT 1")
 q a "DROP TABLE $last"
-hold mlocker pm
+hold_lock a mlocker pm 'ACCESS EXCLUSIVE'
 q a "UPDATE camperso.jobs SET next_run_at = now(), failures = 0 WHERE name = 'maintenance'"
 wait_for 60 "maintenance to fail on the lock" failed_at_least maintenance 1
 assert_eq t "$(q a "SELECT count(*) >= 1 FROM camperso.runs WHERE job = 'maintenance' AND status = 'failed' AND error LIKE '%lock timeout%'")" \
 	"the failed maintenance is a failed run with the lock-timeout error"
 assert_eq "$((full - 1))" "$(nparts)" "the partition is still missing while the lock is held"
-release mlocker
+release_lock a mlocker
 # the retry comes after the backoff; make it due now rather than wait an hour's multiple
 q a "UPDATE camperso.jobs SET next_run_at = now() WHERE name = 'maintenance'"
 maint_ok() { [ "$(job_failures maintenance)" = 0 ] && [ "$(nparts)" = "$full" ]; }

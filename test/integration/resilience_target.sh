@@ -7,7 +7,9 @@
 # nothing landed, nothing quarantined, stored offsets unchanged. Fixed,
 # and restarted (stop/start of the source, a fast and an immediate restart
 # of PostgreSQL), it goes on from the stored offsets: every message lands
-# exactly once.
+# exactly once. A stored offset past the end of a partition's log (as
+# after the topic was recreated) pauses that partition with the error
+# until reset_offsets() says where to go on; the other partitions go on.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../capture_lib.sh"
 source "$(dirname "$0")/../resilience_lib.sh"
@@ -97,6 +99,26 @@ if mount -t tmpfs -o size=3m tmpfs "$MNT" 2>/dev/null; then
 else
 	note "mounting a tmpfs is not allowed here: the full-tablespace case is not run"
 fi
+
+# ---- stored offset past the end of the log (as after the topic was
+# recreated or truncated): the partition pauses with the error, the other
+# goes on; reset_offsets says where to go on and nothing is lost
+p0=$(q a "SELECT next_offset FROM camperso.source_offsets WHERE source = 'c' AND partition = 0")
+q a "SELECT camperso.reset_offsets('c', 0, '$((p0 + 100000))')" >/dev/null
+before1=$(q a "SELECT count(*) FROM t WHERE _partition = 1")
+produce 500
+past_end() {
+	q a "SELECT last_error FROM camperso.stat_sources WHERE source = 'c' AND partition = 0" |
+		grep -q "partition 0 ends at offset .*, before its stored offset $((p0 + 100000))"
+}
+wait_for 60 "stat_sources to show that partition 0 ends before its stored offset" past_end
+echo "ok - a stored offset past the end of the log shows: $(q a "SELECT last_error FROM camperso.stat_sources WHERE source = 'c' AND partition = 0")"
+p1_landed() { [ "$(q a "SELECT count(*) FROM t WHERE _partition = 1")" -gt "$before1" ]; }
+wait_for 60 "partition 1 to go on" p1_landed
+sleep 2
+assert_eq "$p0" "$(q a "SELECT count(*) FROM t WHERE _partition = 0")" "nothing of the paused partition landed"
+q a "SELECT camperso.reset_offsets('c', 0, '$p0')" >/dev/null
+resumed "a stored offset past the end"
 
 check_exactly_once a t "$produced"
 kafka_truth k clicks a truth

@@ -68,6 +68,8 @@ typedef struct CaptureColumn
 	FmgrInfo	infunc;			/* CK_GENERIC */
 	Oid			ioparam;
 	bool		is_domain;
+	bool		convert_in_place;	/* CaptureConvert allocates only the
+									 * value it returns */
 } CaptureColumn;
 
 struct CaptureTarget

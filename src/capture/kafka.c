@@ -739,13 +739,15 @@ struct KafkaProducer
 
 /*
  * Producer defaults chosen for camperso, before the caller's settings
- * (which may override them): a local queue bounded in messages and bytes,
- * so an unreachable broker costs bounded memory and a full queue refuses
- * messages instead of blocking; a minute of retries per message; a little
- * linger, as dead letters are few and need no hurry.
+ * (which may override them): a local queue bounded in bytes (librdkafka's
+ * default is 1 GB) and messages, so an unreachable broker costs bounded
+ * memory and a full queue refuses messages instead of blocking; a minute
+ * of retries per message; a little linger, as dead letters need no hurry.
+ * The message bound stays at librdkafka's default: a burst of small dead
+ * letters while the topic is still being created must fit.
  */
 static const KafkaSetting KafkaProducerDefaults[] = {
-	{"queue.buffering.max.messages", "10000"},
+	{"queue.buffering.max.messages", "100000"},
 	{"queue.buffering.max.kbytes", "16384"},
 	{"message.timeout.ms", "60000"},
 	{"linger.ms", "20"},

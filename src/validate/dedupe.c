@@ -274,33 +274,44 @@ Refresh(ValidateDedupeScope *scope, int64 window_usecs)
 }
 
 /*
- * Whether the key of value was seen within window_usecs; *seen_at gets
- * when. With record, a key not seen is recorded (see file header).
+ * Whether the key of value was seen within window_usecs before now (the
+ * caller's clock reading, so that a row costs one); *seen_at gets when.
+ * With record, a key not seen is recorded (see file header) in the same
+ * hash probe.
  */
 bool
 ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
-				   int64 window_usecs, bool record, TimestampTz *seen_at)
+				   int64 window_usecs, bool record, TimestampTz now,
+				   TimestampTz *seen_at)
 {
 	DedupeKey	key = KeyOf(value);
 	DedupeEntry *e;
-	TimestampTz now;
+	bool		found;
 
 	if (scope->refreshed_lxid != MyProc->lxid)
 		Refresh(scope, window_usecs);
 	scope->window_usecs = window_usecs;
 
-	now = GetCurrentTimestamp();
-	e = dedupe_lookup(scope->set, key);
-	if (e != NULL && e->seen_at >= now - window_usecs)
+	if (!record)
+	{
+		e = dedupe_lookup(scope->set, key);
+		if (e != NULL && e->seen_at >= now - window_usecs)
+		{
+			if (seen_at)
+				*seen_at = e->seen_at;
+			return true;
+		}
+		return false;
+	}
+
+	e = dedupe_insert(scope->set, key, &found);
+	if (found && e->seen_at >= now - window_usecs)
 	{
 		if (seen_at)
 			*seen_at = e->seen_at;
 		return true;
 	}
-	if (!record)
-		return false;
-
-	AddKey(scope, key, now);
+	e->seen_at = now;			/* new, or seen before the window */
 	if (scope->npending == scope->maxpending)
 	{
 		scope->maxpending *= 2;

@@ -33,8 +33,9 @@
  * Limit: two writers that land the same new key concurrently (neither has
  * committed when the other checks) both land it; replays through one
  * source partition, the normal case for an at-least-once producer, are
- * processed in order and caught. Memory: about 32 bytes per key within the
- * window, per backend that uses the scope.
+ * processed in order and caught. Memory: 64 to 128 bytes per key within the
+ * window (the hash set is kept at most half full), per backend that uses
+ * the scope.
  *
  *-------------------------------------------------------------------------
  */
@@ -83,6 +84,8 @@ DedupeKeyHash(DedupeKey k)
 #define SH_HASH_KEY(tb, k)	DedupeKeyHash(k)
 #define SH_EQUAL(tb, a, b)	((a).hi == (b).hi && (a).lo == (b).lo)
 #define SH_SCOPE		static inline
+/* half full at most: short probe runs, little Robin Hood shifting on insert */
+#define SH_FILLFACTOR	(0.5)
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"

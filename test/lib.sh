@@ -176,6 +176,8 @@ kafka_start() {
 
 kafka_bootstrap() { cat "$CAMPERSO_TEST_WORK/kafka-$1/bootstrap"; }
 
+_kafka_answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
+
 # kafka_ctl NAME COMMAND... — sends a control line and waits for its answer.
 kafka_ctl() {
 	local name=$1
@@ -185,7 +187,8 @@ kafka_ctl() {
 	fd=$(cat "$dir/fd")
 	before=$(wc -l <"$dir/out")
 	echo "$*" >&"$fd"
-	wait_for 10 "kafka control answer to '$*'" test "$(wc -l <"$dir/out")" -gt "$before"
+	# a function, so the line count is read again on every poll
+	wait_for 10 "kafka control answer to '$*'" _kafka_answered "$dir/out" "$before"
 	local answer
 	answer=$(tail -1 "$dir/out")
 	[ "$answer" = "OK" ] || fail "kafka control '$*' answered: $answer"

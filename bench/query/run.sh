@@ -23,6 +23,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
 SCALE=${BENCH_SCALE:-1.0}
@@ -34,19 +35,7 @@ PER_DAY=$((N / 30))
 W=$CAMPERSO_TEST_WORK/bench-query
 mkdir -p "$W"
 chmod 755 "$W"
-conf=$W/bench.conf
-cat "$ROOT/test/camperso.conf" >"$conf"
-cat >>"$conf" <<CONF
-shared_buffers = 1GB
-work_mem = 64MB
-maintenance_work_mem = 512MB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = minimal
-max_wal_senders = 0
-CONF
-cluster_create bench_query "$conf"
-cluster_start bench_query
+bench_cluster bench_query "work_mem = 64MB" "maintenance_work_mem = 512MB"
 psql_b() { cluster_psql bench_query -d postgres "$@"; }
 
 t0=$SECONDS
@@ -97,24 +86,27 @@ note "$sizes; facts written in ${t_facts}s, rollups rebuilt in ${t_rollups}s"
 read -r HLO HHI DLO DHI < <(psql_b -F ' ' -c "SELECT extract(epoch FROM t - interval '60 minutes'), extract(epoch FROM t),
 		extract(epoch FROM date_trunc('day', t, 'UTC') - interval '1 day'), extract(epoch FROM date_trunc('day', t, 'UTC'))
 	FROM bench_anchor")
+# The tile from the rollups (a table of a grain) and from the facts, for
+# the window [$2, $3) in epoch seconds.
+rollup_query() {
+	echo "SELECT p.page_url, x.events, x.users FROM (
+	SELECT r.page_sk, sum(r.events) AS events, round(hll_cardinality(hll_union_agg(r.users)))::bigint AS users
+	  FROM cs.$1 r WHERE r.bucket >= to_timestamp($2) AND r.bucket < to_timestamp($3) GROUP BY r.page_sk) x
+	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
+}
+facts_query() {
+	echo "SELECT p.page_url, x.events, x.users FROM (
+	SELECT f.page_sk, count(*) AS events, count(DISTINCT f.user_id) AS users
+	  FROM cs.fact_clicks f WHERE f.event_ts >= to_timestamp($1) AND f.event_ts < to_timestamp($2) GROUP BY f.page_sk) x
+	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
+}
 declare -A Q=(
-	[hour_rollup]="SELECT p.page_url, x.events, x.users FROM (
-	SELECT r.page_sk, sum(r.events) AS events, round(hll_cardinality(hll_union_agg(r.users)))::bigint AS users
-	  FROM cs.rollup_page_minute r WHERE r.bucket >= to_timestamp($HLO) AND r.bucket < to_timestamp($HHI) GROUP BY r.page_sk) x
-	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
-	[hour_facts]="SELECT p.page_url, x.events, x.users FROM (
-	SELECT f.page_sk, count(*) AS events, count(DISTINCT f.user_id) AS users
-	  FROM cs.fact_clicks f WHERE f.event_ts >= to_timestamp($HLO) AND f.event_ts < to_timestamp($HHI) GROUP BY f.page_sk) x
-	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
-	[day_rollup]="SELECT p.page_url, x.events, x.users FROM (
-	SELECT r.page_sk, sum(r.events) AS events, round(hll_cardinality(hll_union_agg(r.users)))::bigint AS users
-	  FROM cs.rollup_page_day r WHERE r.bucket >= to_timestamp($DLO) AND r.bucket < to_timestamp($DHI) GROUP BY r.page_sk) x
-	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
-	[day_facts]="SELECT p.page_url, x.events, x.users FROM (
-	SELECT f.page_sk, count(*) AS events, count(DISTINCT f.user_id) AS users
-	  FROM cs.fact_clicks f WHERE f.event_ts >= to_timestamp($DLO) AND f.event_ts < to_timestamp($DHI) GROUP BY f.page_sk) x
-	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
+	[hour_rollup]=$(rollup_query rollup_page_minute "$HLO" "$HHI")
+	[hour_facts]=$(facts_query "$HLO" "$HHI")
+	[day_rollup]=$(rollup_query rollup_page_day "$DLO" "$DHI")
+	[day_facts]=$(facts_query "$DLO" "$DHI")
 )
+declare -A GRAIN=([hour]=minute [day]=day) LO=([hour]=$HLO [day]=$DLO) HI=([hour]=$HHI [day]=$DHI)
 ORDER=(hour_rollup hour_facts day_rollup day_facts)
 
 # The same answers: events exactly; unique users within the sketch's error.
@@ -127,12 +119,10 @@ SQL
 SELECT count(*), sum(f.events), count(*) FILTER (WHERE r.events IS DISTINCT FROM f.events),
 	   round(max(abs(r.users - f.users)::numeric / f.users) * 100, 2),
 	   round(avg(abs(r.users - f.users)::numeric / f.users) * 100, 2),
-	   (SELECT round(hll_cardinality(hll_union_agg(users)))::bigint FROM cs.rollup_page_$([ $w = hour ] && echo minute || echo day)
-		 WHERE bucket >= to_timestamp($([ $w = hour ] && echo "$HLO" || echo "$DLO"))
-		   AND bucket < to_timestamp($([ $w = hour ] && echo "$HHI" || echo "$DHI"))),
+	   (SELECT round(hll_cardinality(hll_union_agg(users)))::bigint FROM cs.rollup_page_${GRAIN[$w]}
+		 WHERE bucket >= to_timestamp(${LO[$w]}) AND bucket < to_timestamp(${HI[$w]})),
 	   (SELECT count(DISTINCT user_id) FROM cs.fact_clicks
-		 WHERE event_ts >= to_timestamp($([ $w = hour ] && echo "$HLO" || echo "$DLO"))
-		   AND event_ts < to_timestamp($([ $w = hour ] && echo "$HHI" || echo "$DHI")))
+		 WHERE event_ts >= to_timestamp(${LO[$w]}) AND event_ts < to_timestamp(${HI[$w]}))
   FROM ans_${w}_facts f FULL JOIN ans_${w}_rollup r USING (page_url)
 SQL
 )
@@ -162,13 +152,12 @@ while read -r w ms; do
 	TIMES[$w]="${TIMES[$w]} $ms"
 done < <(awk '/^(hour|day)_(rollup|facts)$/ { k = $1; next } /^Time: / && k != "" { print k, $2; k = "" }' "$W/runs.out")
 
-median() { printf '%s\n' $1 | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 echo "query: $N facts over 30 days, median of $RUNS runs (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 for w in hour day; do
 	set -- ${TIMES[${w}_rollup]}
 	[ $# -eq "$RUNS" ] || fail "could not read the timings: $(cat "$W/runs.out")"
-	mr=$(median "${TIMES[${w}_rollup]}")
-	mf=$(median "${TIMES[${w}_facts]}")
+	mr=$(bench_median "${TIMES[${w}_rollup]}")
+	mf=$(bench_median "${TIMES[${w}_facts]}")
 	ratio=$(awk -v r="$mr" -v f="$mf" 'BEGIN { printf "%.1f", f / r }')
 	label=$([ $w = hour ] && echo "last hour" || echo "one day")
 	err=ERR_$w

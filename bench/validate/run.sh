@@ -30,6 +30,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE=$ROOT/bench/validate
 source "$ROOT/test/lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
 SCALE=${BENCH_SCALE:-1.0}
@@ -48,44 +49,16 @@ chmod 755 "$W"
 cp "$HERE/plpgsql_trigger.sql" "$W/"
 chmod 644 "$W"/*
 
-conf=$W/bench.conf
-cat "$ROOT/test/camperso.conf" >"$conf"
-cat >>"$conf" <<CONF
-shared_buffers = 1GB
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = minimal
-max_wal_senders = 0
-autovacuum = off
-synchronize_seqscans = off
-CONF
-cluster_create bench_validate "$conf"
-cluster_start bench_validate
+bench_cluster bench_validate "autovacuum = off" "synchronize_seqscans = off"
 psql_b() { cluster_psql bench_validate -d postgres "$@"; }
 
 COLS="event_id, user_id, session_id, app_id, event_type, page_url, referrer, user_agent, ip, country, ts, props"
 psql_b >/dev/null <<SQL
 CREATE EXTENSION camperso;
--- the columns of the model's staging table (src/model/clickstream.sql)
-CREATE TABLE ev_none (
-	event_id		uuid,
-	user_id			text,
-	session_id		text,
-	app_id			text,
-	event_type		text,
-	page_url		text,
-	referrer		text,
-	user_agent		text,
-	ip				text,
-	country			text,
-	ts				timestamptz,
-	props			jsonb,
-	_partition		integer,
-	_offset			bigint,
-	_key			text,
-	_received_at	timestamptz NOT NULL DEFAULT now(),
-	_raw			bytea
-);
+-- the staging table of the model (its columns, as plain tables; no load job)
+SELECT camperso.create_clickstream_model('cs', validate => false);
+UPDATE camperso.jobs SET enabled = false WHERE name = 'load_model:cs';
+CREATE TABLE ev_none (LIKE cs.events INCLUDING DEFAULTS);
 CREATE TABLE ev_camperso (LIKE ev_none INCLUDING ALL);
 CREATE TABLE ev_plpgsql (LIKE ev_none INCLUDING ALL);
 CREATE TRIGGER validate BEFORE INSERT ON ev_camperso
@@ -172,16 +145,15 @@ counts=$(psql_b -c "SELECT received || ' ' || landed || ' ' || quarantined || ' 
 landed=$(psql_b -c "SELECT count(*) FROM ev_camperso")
 note "both triggers: $landed landed, $nq quarantined ($qc), $((N - landed - nq)) duplicates; stat_validation: $counts"
 
-median() { printf '%s\n' $1 | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 over() { awk -v c="$1" -v b="$2" 'BEGIN { printf "%.1f", (c / b - 1) * 100 }'; }
 speed() { awk -v c="$1" -v p="$2" 'BEGIN { printf "%.2f", p / c }'; }
 per_row() { awk -v t="$1" -v b="$2" -v n="$N" 'BEGIN { printf "%.2f", (t - b) * 1000 / n }'; }
-m_none=$(median "${TIMES[none]}")
-m_c=$(median "${TIMES[camperso]}")
-m_pl=$(median "${TIMES[plpgsql]}")
-c_none=$(median "${CPU[none]}")
-c_c=$(median "${CPU[camperso]}")
-c_pl=$(median "${CPU[plpgsql]}")
+m_none=$(bench_median "${TIMES[none]}")
+m_c=$(bench_median "${TIMES[camperso]}")
+m_pl=$(bench_median "${TIMES[plpgsql]}")
+c_none=$(bench_median "${CPU[none]}")
+c_c=$(bench_median "${CPU[camperso]}")
+c_pl=$(bench_median "${CPU[plpgsql]}")
 echo "validate: $N rows, median of $RUNS runs (load average: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
 printf '  %-38s %10s %12s %22s\n' "" "wall ms" "backend CPU" "us/row over none"
 printf '  %-38s %10s %12s\n' "INSERT ... SELECT, no trigger" "$m_none" "$c_none"

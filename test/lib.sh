@@ -176,6 +176,8 @@ kafka_start() {
 
 kafka_bootstrap() { cat "$CAMPERSO_TEST_WORK/kafka-$1/bootstrap"; }
 
+_kafka_answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
+
 # kafka_ctl NAME COMMAND... — sends a control line and waits for its answer.
 kafka_ctl() {
 	local name=$1
@@ -192,8 +194,6 @@ kafka_ctl() {
 	answer=$(tail -1 "$dir/out")
 	[ "$answer" = "OK" ] || fail "kafka control '$*' answered: $answer"
 }
-
-_kafka_answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
 
 kafka_stop() {
 	local name=$1

@@ -16,7 +16,9 @@
  *	2. land: CaptureTargetOpen + CaptureLandBatch (land.c), per partition,
  *	   as the source's owner role;
  *	3. commit; then commit the same offsets to Kafka, for lag tools and
- *	   for a consumer of another server taking a partition over.
+ *	   for a consumer of another server taking a partition over, and copy
+ *	   the batch's quarantined messages to the source's dead-letter topic
+ *	   (dlq.c), if it has one.
  * On every assignment the worker starts each partition at its stored
  * offset (or, without one, at the group's Kafka offset, else `start`), so
  * a crash anywhere loses and duplicates nothing.
@@ -126,6 +128,8 @@ typedef struct WorkerSource
 	int			batch_ms;		/* 0: camperso.batch_ms */
 	KafkaSetting *settings;
 	int			nsettings;
+	int			nkafka;			/* of which the source's kafka.* options */
+	char	   *dlq_topic;		/* NULL: none */
 } WorkerSource;
 
 static CaptureWorkerArgs worker_args;
@@ -880,7 +884,8 @@ WorkerLandBatch(void)
 		SetUserIdAndSecContext(source.owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		target = CaptureTargetOpen(source.name);
 		for (i = 0; i < ntouched; i++)
-			CaptureLandBatch(target, &sorted[start[i]], start[i + 1] - start[i], &results[i]);
+			CaptureLandBatch(target, &sorted[start[i]], start[i + 1] - start[i], &results[i],
+							 batch_context);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 
 		PopActiveSnapshot();
@@ -944,6 +949,9 @@ WorkerLandBatch(void)
 		p->nbatch = 0;
 	}
 	KafkaConsumerCommit(consumer, ntouched, touched, next_offsets, metadata);
+	/* the quarantine rows are committed: now their dead-letter copies */
+	for (i = 0; i < ntouched; i++)
+		CaptureDlqSend(results[i].quarantine, results[i].nquarantine);
 	if (failures > 0)
 	{
 		failures = 0;
@@ -1004,7 +1012,8 @@ WorkerLoadSource(void)
 							  "coalesce(options->>'group_id', 'camperso.' || name), "
 							  "coalesce(options->>'start', 'earliest'), "
 							  "coalesce((options->>'batch_size')::int, 0), "
-							  "coalesce((options->>'batch_ms')::int, 0), target::oid "
+							  "coalesce((options->>'batch_ms')::int, 0), "
+							  "options->>'dlq_topic', target::oid "
 							  "FROM camperso.sources WHERE name = $1 AND enabled",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "camperso: could not read camperso.sources");
@@ -1014,6 +1023,7 @@ WorkerLoadSource(void)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *owner;
+		char	   *dlq_topic;
 
 		found = true;
 		tup = SPI_tuptable->vals[0];
@@ -1025,7 +1035,9 @@ WorkerLoadSource(void)
 		source.start = MemoryContextStrdup(top, SPI_getvalue(tup, desc, 5));
 		source.batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		source.batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-		source.target = DatumGetObjectId(SPI_getbinval(tup, desc, 8, &isnull));
+		dlq_topic = SPI_getvalue(tup, desc, 8);
+		source.dlq_topic = dlq_topic ? MemoryContextStrdup(top, dlq_topic) : NULL;
+		source.target = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 		source.owner = get_role_oid(owner, true);
 		if (!OidIsValid(source.owner))
 			ereport(ERROR,
@@ -1047,6 +1059,7 @@ WorkerLoadSource(void)
 			source.settings[i].value = MemoryContextStrdup(top, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 			source.nsettings++;
 		}
+		source.nkafka = source.nsettings;
 		if (SPI_execute("SELECT id FROM camperso.capture_instance", true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "camperso: camperso.capture_instance holds no identity");
@@ -1071,6 +1084,8 @@ WorkerOnExit(int code, Datum arg)
 {
 	int			i;
 
+	/* copies in flight get a short while; the quarantine holds them anyway */
+	CaptureDlqClose();
 	if (consumer != NULL)
 	{
 		KafkaConsumer *kc = consumer;
@@ -1110,6 +1125,10 @@ WorkerStart(void)
 		consumer = KafkaConsumerOpen(source.brokers, source.topic, source.group_id,
 									 client_id, source.settings, source.nsettings,
 									 &callbacks);
+		/* the dead-letter producer shares the source's kafka.* options */
+		strlcat(client_id, "-dlq", sizeof(client_id));
+		CaptureDlqOpen(source.name, source.brokers, source.topic, source.dlq_topic,
+					   client_id, source.settings, source.nkafka, source_stats);
 	}
 	PG_CATCH();
 	{
@@ -1186,7 +1205,13 @@ CampersoSourceWorkerMain(Datum main_arg)
 		n = WorkerCollectBatch(source.batch_size > 0 ? source.batch_size : camperso_batch_size,
 							   source.batch_ms > 0 ? source.batch_ms : camperso_batch_ms);
 		if (n > 0)
+		{
+			/* the batch's bookkeeping goes with it (not TopMemoryContext) */
+			MemoryContext old = MemoryContextSwitchTo(batch_context);
+
 			WorkerLandBatch();
+			MemoryContextSwitchTo(old);
+		}
 		else if (TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), WORKER_REFRESH_MS))
 		{
 			if (brokers_down && KafkaConsumerProbe(consumer, WORKER_PROBE_MS))
@@ -1195,6 +1220,7 @@ CampersoSourceWorkerMain(Datum main_arg)
 			last_refresh = GetCurrentTimestamp();
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}
+		CaptureDlqServe();
 		MemoryContextReset(batch_context);
 		batch = NULL;
 		batch_n = 0;

@@ -49,6 +49,8 @@ extern void SourceStatsCountBatch(SourceStatsEntry *entry, int64 messages, int64
 								  TimestampTz committed_at);
 extern void SourceStatsRelease(SourceStatsEntry *entry, int pid, SourceState state);
 extern void SourceStatsError(SourceStatsEntry *entry, const char *text);
+extern void SourceStatsCountDlq(SourceStatsEntry *entry, int64 produced, int64 failed);
+extern void SourceStatsDlqError(SourceStatsEntry *entry, const char *text);
 extern uint32 SourceStatsResyncGeneration(SourceStatsEntry *entry);
 extern void SourceStatsRequestResync(const char *source);
 extern void SourceStatsForget(const char *source);

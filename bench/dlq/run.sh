@@ -24,6 +24,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
 source "$ROOT/test/capture_lib.sh"
+source "$ROOT/bench/lib.sh"
 
 SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-3}
@@ -48,10 +49,7 @@ awk -v n="$N" 'BEGIN {
 kafka_start k --brokers 1 --topic "in:$P"
 BS=$(kafka_bootstrap k)
 note "producing $N messages ($NBAD bad) lz4-compressed into $P partitions"
-kafka_produce k in -z lz4 -K '\t' -X linger.ms=50 -X batch.num.messages=10000 <"$W/keyed.tsv" ||
-	fail "kcat -P failed"
-held=$(kafka_count k in)
-[ "$held" = "$N" ] || fail "the embedded Kafka holds $held of $N messages: use more partitions"
+bench_kafka_backlog k in "$W/keyed.tsv" "$N"
 
 cluster_create b
 cluster_start b

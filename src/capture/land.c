@@ -195,6 +195,7 @@ LandQuarantine(LandState *ls, int msgidx, const char *rule, const char *field,
 	q->field = field ? pstrdup(field) : NULL;
 	q->reason = reason ? pstrdup(reason) : pstrdup(rule);
 	q->app_id = NULL;
+	q->id = -1;
 	MemoryContextSwitchTo(old);
 }
 
@@ -1011,10 +1012,34 @@ LandTuneMalloc(void)
 #endif
 }
 
+/* Copies the batch's quarantine rows, as written, into context for the caller. */
+static void
+LandKeepQuarantine(LandState *ls, MemoryContext context, CaptureLandResult *result)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	int			i;
+
+	result->quarantine = palloc(sizeof(CaptureQuarantined) * ls->nq);
+	for (i = 0; i < ls->nq; i++)
+	{
+		CaptureQuarantineRow *q = &ls->q[i];
+		CaptureQuarantined *k = &result->quarantine[i];
+
+		k->msg = q->msg;
+		k->id = q->id;
+		k->rule = pstrdup(q->rule);
+		k->field = q->field ? pstrdup(q->field) : NULL;
+		k->reason = pstrdup(q->reason ? q->reason : q->rule);
+	}
+	result->nquarantine = ls->nq;
+	MemoryContextSwitchTo(old);
+}
+
 /* See capture.h. */
 void
 CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
-				 int nmessages, CaptureLandResult *result)
+				 int nmessages, CaptureLandResult *result,
+				 MemoryContext keep_context)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	LandState	ls;
@@ -1066,6 +1091,8 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 	result->landed = ls.landed;
 	result->quarantined = ls.nq + ls.skipped;
 	result->deduplicated = ls.deduplicated;
+	if (keep_context != NULL && ls.nq > 0)
+		LandKeepQuarantine(&ls, keep_context, result);
 	for (i = 0; i < nmessages; i++)
 		result->bytes += messages[i].payload_len;
 	if (result->landed + result->quarantined + result->deduplicated != result->messages)

@@ -126,6 +126,7 @@ typedef struct CaptureQuarantineRow
 	const char *field;
 	char	   *reason;
 	char	   *app_id;
+	int64		id;				/* set by CaptureQuarantineInsert */
 } CaptureQuarantineRow;
 
 extern void CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows,

@@ -32,6 +32,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
 SCALE=${BENCH_SCALE:-1.0}
@@ -42,22 +43,10 @@ B=$((D / 10))
 
 W=$CAMPERSO_TEST_WORK/bench-scd2
 mkdir -p "$W"
-conf=$W/bench.conf
-cat "$ROOT/test/camperso.conf" >"$conf"
-cat >>"$conf" <<CONF
-shared_buffers = 1GB
 # Generous to the baseline: dbt's sorts of the current rows stay in memory
 # (scd2_merge keeps the default maintenance_work_mem), and no JIT compiles
 # for its statements, whose row estimates are far too high.
-work_mem = 64MB
-jit = off
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-wal_level = minimal
-max_wal_senders = 0
-CONF
-cluster_create bench_scd2 "$conf"
-cluster_start bench_scd2
+bench_cluster bench_scd2 "work_mem = 64MB" "jit = off"
 # Not camperso.database: the launcher runs no jobs beside the bench.
 cluster_psql bench_scd2 -d postgres -c "CREATE DATABASE bench"
 psql_b() { cluster_psql bench_scd2 -d bench "$@"; }

@@ -42,16 +42,11 @@ source "$ROOT/test/lib.sh"
 source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${BENCH_RUNS:-3}
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(1000000 * s); print (n < 10000 ? 10000 : n) }')
+N=$(bench_scaled 1000000 10000)
 NU=$((N / 50))
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
+W=$(bench_workdir load)
 [ -x "$ROOT/tools/camperso-gen" ] || make -s -C "$ROOT" tools/camperso-gen >/dev/null
-
-W=$CAMPERSO_TEST_WORK/bench-load
-mkdir -p "$W"
-chmod 755 "$W"
 "$ROOT/tools/camperso-gen" --events "$N" --seed 5 --invalid-rate 0 >"$W/events.json"
 "$ROOT/tools/camperso-gen" --users-topic --events "$NU" --seed 6 --invalid-rate 0 \
 	--start-time 2024-04-17T00:00:00Z >"$W/users.json"

@@ -35,14 +35,10 @@ source "$ROOT/test/lib.sh"
 source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${BENCH_RUNS:-5}
-D=$(awk -v s="$SCALE" 'BEGIN { n = int(1000000 * s); print (n < 10000 ? 10000 : n) }')
+D=$(bench_scaled 1000000 10000)
 B=$((D / 10))
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
-
-W=$CAMPERSO_TEST_WORK/bench-scd2
-mkdir -p "$W"
+W=$(bench_workdir scd2)
 # Generous to the baseline: dbt's sorts of the current rows stay in memory
 # (scd2_merge keeps the default maintenance_work_mem), and no JIT compiles
 # for its statements, whose row estimates are far too high.

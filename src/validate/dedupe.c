@@ -33,8 +33,9 @@
  * Limit: two writers that land the same new key concurrently (neither has
  * committed when the other checks) both land it; replays through one
  * source partition, the normal case for an at-least-once producer, are
- * processed in order and caught. Memory: about 32 bytes per key within the
- * window, per backend that uses the scope.
+ * processed in order and caught. Memory: 64 to 128 bytes per key within the
+ * window (the hash set is kept at most half full), per backend that uses
+ * the scope.
  *
  *-------------------------------------------------------------------------
  */
@@ -83,6 +84,8 @@ DedupeKeyHash(DedupeKey k)
 #define SH_HASH_KEY(tb, k)	DedupeKeyHash(k)
 #define SH_EQUAL(tb, a, b)	((a).hi == (b).hi && (a).lo == (b).lo)
 #define SH_SCOPE		static inline
+/* half full at most: short probe runs, little Robin Hood shifting on insert */
+#define SH_FILLFACTOR	(0.5)
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
@@ -274,33 +277,44 @@ Refresh(ValidateDedupeScope *scope, int64 window_usecs)
 }
 
 /*
- * Whether the key of value was seen within window_usecs; *seen_at gets
- * when. With record, a key not seen is recorded (see file header).
+ * Whether the key of value was seen within window_usecs before now (the
+ * caller's clock reading, so that a row costs one); *seen_at gets when.
+ * With record, a key not seen is recorded (see file header) in the same
+ * hash probe.
  */
 bool
 ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
-				   int64 window_usecs, bool record, TimestampTz *seen_at)
+				   int64 window_usecs, bool record, TimestampTz now,
+				   TimestampTz *seen_at)
 {
 	DedupeKey	key = KeyOf(value);
 	DedupeEntry *e;
-	TimestampTz now;
+	bool		found;
 
 	if (scope->refreshed_lxid != MyProc->lxid)
 		Refresh(scope, window_usecs);
 	scope->window_usecs = window_usecs;
 
-	now = GetCurrentTimestamp();
-	e = dedupe_lookup(scope->set, key);
-	if (e != NULL && e->seen_at >= now - window_usecs)
+	if (!record)
+	{
+		e = dedupe_lookup(scope->set, key);
+		if (e != NULL && e->seen_at >= now - window_usecs)
+		{
+			if (seen_at)
+				*seen_at = e->seen_at;
+			return true;
+		}
+		return false;
+	}
+
+	e = dedupe_insert(scope->set, key, &found);
+	if (found && e->seen_at >= now - window_usecs)
 	{
 		if (seen_at)
 			*seen_at = e->seen_at;
 		return true;
 	}
-	if (!record)
-		return false;
-
-	AddKey(scope, key, now);
+	e->seen_at = now;			/* new, or seen before the window */
 	if (scope->npending == scope->maxpending)
 	{
 		scope->maxpending *= 2;

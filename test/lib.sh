@@ -76,7 +76,9 @@ wait_for() {
 free_port() {
 	local port
 	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 40000))
+		# below Linux's ephemeral range (32768-60999), where the embedded
+		# Kafka's brokers and every client's outgoing sockets take ports
+		port=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
@@ -132,11 +134,23 @@ cluster_create() {
 	_LIB_CLUSTERS+=("$name")
 }
 
+# A port found free can be taken before the server binds it (other test
+# runs share the machine): then the cluster moves to another port (the last
+# "port =" line of postgresql.conf wins) and starts again.
 cluster_start() {
-	local name=$1 dir
+	local name=$1 dir attempt
 	dir=$(cluster_dir "$name")
-	as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-w -t 60 start >/dev/null || fail "cluster $name did not start: $(tail -20 "$dir/server.log")"
+	for attempt in 1 2 3 4 5; do
+		if as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+			-w -t 60 start >/dev/null; then
+			return 0
+		fi
+		tail -5 "$dir/server.log" | grep -q "Address already in use" || break
+		free_port >"$dir/port"
+		echo "port = $(cat "$dir/port")" >>"$dir/data/postgresql.conf"
+		echo "# cluster $name: its port was taken, moving to $(cat "$dir/port")" >&2
+	done
+	fail "cluster $name did not start: $(tail -20 "$dir/server.log")"
 }
 
 cluster_stop() {

@@ -60,7 +60,9 @@ assert_eq() {
 }
 
 # wait_for SECONDS DESCRIPTION CMD... : runs CMD every 0.2 s until it
-# succeeds, failing the test after SECONDS.
+# succeeds, failing the test after SECONDS. CMD's arguments are expanded
+# once, by the caller: poll a changing value through a function
+# (f() { [ "$(q ...)" = x ]; }; wait_for 10 "..." f), not test "$(q ...)".
 wait_for() {
 	local timeout=$1 desc=$2
 	shift 2
@@ -134,21 +136,20 @@ cluster_create() {
 	_LIB_CLUSTERS+=("$name")
 }
 
-# A port found free can be taken before the server binds it (other test
-# runs share the machine): then the cluster moves to another port (the last
-# "port =" line of postgresql.conf wins) and starts again.
+# A port found free can be taken by another test's server (or an ephemeral
+# client port) before the postmaster binds it: then a new port is chosen
+# and the start tried again, up to 5 times.
 cluster_start() {
-	local name=$1 dir attempt
+	local name=$1 dir tries logsize
 	dir=$(cluster_dir "$name")
-	for attempt in 1 2 3 4 5; do
-		if as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-			-w -t 60 start >/dev/null; then
-			return 0
-		fi
-		tail -5 "$dir/server.log" | grep -q "Address already in use" || break
+	for tries in 1 2 3 4 5; do
+		logsize=$(stat -c %s "$dir/server.log" 2>/dev/null || echo 0)
+		as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+			-w -t 60 start >/dev/null && return 0
+		tail -c +$((logsize + 1)) "$dir/server.log" | grep -q 'could not bind .*Address already in use' || break
 		free_port >"$dir/port"
 		echo "port = $(cat "$dir/port")" >>"$dir/data/postgresql.conf"
-		echo "# cluster $name: its port was taken, moving to $(cat "$dir/port")" >&2
+		note "cluster $name: port taken, trying port $(cat "$dir/port")"
 	done
 	fail "cluster $name did not start: $(tail -20 "$dir/server.log")"
 }
@@ -201,7 +202,8 @@ kafka_ctl() {
 	fd=$(cat "$dir/fd")
 	before=$(wc -l <"$dir/out")
 	echo "$*" >&"$fd"
-	# a function, so the line count is read again on every poll
+	# the line count is read on every poll (a $(...) argument would be
+	# read once, before the answer, and the wait would never end)
 	wait_for 10 "kafka control answer to '$*'" _kafka_answered "$dir/out" "$before"
 	local answer
 	answer=$(tail -1 "$dir/out")

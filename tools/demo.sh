@@ -304,7 +304,7 @@ report() {
 	echo
 	echo "---- $1"
 	shift
-	psql -X -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -P pager=off -P footer=off "$@"
+	psql -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -P pager=off -P footer=off "$@"
 }
 
 echo

@@ -88,7 +88,7 @@ UPDATE src SET event_id = CASE WHEN bad = 'event_id' THEN NULL ELSE event_id END
 			   user_id = CASE WHEN bad = 'user_id' THEN NULL ELSE user_id END,
 			   session_id = CASE WHEN bad = 'session_id' THEN NULL ELSE session_id END,
 			   event_type = CASE WHEN bad = 'event_type' THEN 'page-view' ELSE event_type END,
-			   ts = CASE bad WHEN 'ts' THEN NULL WHEN 'ts_future' THEN ts + interval '1 day'
+			   ts = CASE bad WHEN 'ts' THEN NULL WHEN 'ts_future' THEN now() + interval '1 day'
 							 WHEN 'ts_old' THEN ts - interval '30 days' ELSE ts END,
 			   page_url = CASE WHEN bad = 'page_url' THEN 'javascript:alert(document.cookie)' ELSE page_url END,
 			   props = CASE WHEN bad = 'props' THEN '["not", "an", "object"]' ELSE props END

@@ -36,6 +36,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
 source "$ROOT/test/capture_lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
 SCALE=${BENCH_SCALE:-1.0}
@@ -65,11 +66,7 @@ chmod 644 "$W"/*
 kafka_start k --brokers 1 --topic "clicks:$P" --topic "live:$LP"
 BS=$(kafka_bootstrap k)
 note "producing $N events lz4-compressed into $P partitions"
-kafka_produce k clicks -z lz4 -K '\t' -X linger.ms=50 -X batch.num.messages=10000 <"$W/keyed.tsv" ||
-	fail "kcat -P failed"
-held=$(kafka_count k clicks)
-[ "$held" = "$N" ] || fail "the embedded Kafka holds $held of $N events: use more partitions"
-note "the embedded Kafka holds all $N events"
+bench_kafka_backlog k clicks "$W/keyed.tsv" "$N"
 
 conf=$W/bench.conf
 cat "$ROOT/test/camperso.conf" >"$conf"

@@ -195,6 +195,8 @@ typedef struct KafkaCallbacks
 						   char (*metadata)[KAFKA_METADATA_LEN]);
 	/* A client-level error (broker down, unknown topic...). */
 	void		(*error) (void *arg, const char *text);
+	/* Every broker is unreachable (after error has been called). */
+	void		(*all_brokers_down) (void *arg);
 } KafkaCallbacks;
 
 extern bool KafkaCheckProperty(const char *name, const char *value,
@@ -213,6 +215,8 @@ extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partition
 extern void KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions,
 								   int64 *offsets, char (*metadata)[KAFKA_METADATA_LEN]);
 extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
+extern int64 KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms);
+extern bool KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms);
 extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
 
 /*

@@ -45,30 +45,28 @@ struct KafkaConsumer
 	char	   *topic;
 	KafkaCallbacks callbacks;
 	bool		closing;
+	bool		woken;			/* fetchers woken since the last message */
 };
+
+/*
+ * How long a poll waits on an empty queue before it wakes the fetchers
+ * (KafkaWakeFetchers), and the longest it waits for the brokers' answers.
+ */
+#define KAFKA_WAKE_AFTER_MS		10
+#define KAFKA_WAKE_TIMEOUT_MS	100
 
 /*
  * librdkafka defaults chosen for camperso, before the source's kafka.*
  * options (which may override them): bounded prefetch so a backlog cannot
- * grow a worker's memory, and a short fetch wait so a caught-up consumer
- * sees new messages within tens of milliseconds.
- *
- * The prefetch must nevertheless hold about one second of landing. Once the
- * consumer queue is above queued.min.messages or queued.max.messages.kbytes
- * (one count for all partitions of the high-level consumer), librdkafka's
- * broker thread stops fetching and only looks again when it next wakes up,
- * up to a second later (a fixed wait up to librdkafka 2.0; 2.1 made it
- * fetch.queue.backoff.ms, default 1000). A worker lands while its queue
- * fills, so with a smaller prefetch it drains the queue and then idles
- * for the rest of that second: at 10,000 messages the embedded Kafka fed
- * each worker only about 20,000 messages a second. 32 MB is a second of
- * ~500-byte events at 65,000 a second per worker; its cost is up to that
- * much more resident memory per worker.
+ * grow a worker's memory (a batch and a half of typical events: the worker
+ * wakes the fetchers itself when the queue runs dry, see
+ * KafkaWakeFetchers), and a short fetch wait so a caught-up consumer sees
+ * new messages within tens of milliseconds.
  */
 static const KafkaSetting KafkaDefaults[] = {
-	{"queued.max.messages.kbytes", "32768"},
-	{"queued.min.messages", "100000"},
-	{"fetch.max.bytes", "16777216"},
+	{"queued.max.messages.kbytes", "16384"},
+	{"queued.min.messages", "15000"},
+	{"fetch.max.bytes", "4194304"},
 	{"fetch.message.max.bytes", "1048576"},
 	{"fetch.wait.max.ms", "100"},
 	{"socket.nagle.disable", "true"},
@@ -189,6 +187,18 @@ KafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 			(errmsg_internal("librdkafka %s: %s", fac, buf)));
 }
 
+/* Writes a log event polled from a queue (event API) to the server log. */
+static void
+KafkaLogEvent(const rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+	const char *fac;
+	const char *text;
+	int			level;
+
+	rd_kafka_event_log(ev, &fac, &text, &level);
+	KafkaLog(rk, level, fac, text);
+}
+
 /* Client-level errors, served on the backend thread by poll. */
 static void
 KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -200,6 +210,9 @@ KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
 	if (kc != NULL && kc->callbacks.error)
 		kc->callbacks.error(kc->callbacks.arg, text);
+	if (kc != NULL && kc->callbacks.all_brokers_down &&
+		err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		kc->callbacks.all_brokers_down(kc->callbacks.arg);
 }
 
 /* Copies the partition numbers of a list of our topic (malloc'd: no palloc here). */
@@ -391,10 +404,71 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
 }
 
 /*
+ * Wakes librdkafka's fetchers when they may be asleep with data to fetch.
+ *
+ * A broker thread stops fetching while the consumer queue is above
+ * queued.min.messages or queued.max.messages.kbytes (one count for all
+ * partitions of the high-level consumer) and looks again only when
+ * something wakes it: a response, a request to send, or its own timer, up
+ * to a second later (librdkafka 2.0; 2.1 made that fetch.queue.backoff.ms,
+ * default 1000). A worker lands while its queue fills, then drains it in
+ * a few milliseconds, and would idle for the rest of that second: the
+ * embedded Kafka fed each worker about 20,000 messages a second so. Only a
+ * prefetch of a second's worth avoided that, at tens of megabytes per
+ * worker.
+ *
+ * So when the queue has run dry while some assigned partition is known to
+ * hold more (its high watermark from the last fetch is above the
+ * position), this asks the leaders for those partitions' end offsets: the
+ * requests wake the broker threads (one request per leader, in parallel),
+ * which find the queue empty and fetch. The answers themselves are not
+ * needed, so the wait for them is short. Safe where KafkaConsumerPoll is:
+ * it waits on a queue of its own, no callback runs in it.
+ */
+static void
+KafkaWakeFetchers(KafkaConsumer *kc)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	rd_kafka_topic_partition_list_t *lagging;
+	int			i;
+
+	if (rd_kafka_assignment(kc->rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		assigned == NULL)
+		return;
+	if (assigned->cnt == 0 ||
+		rd_kafka_position(kc->rk, assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_topic_partition_list_destroy(assigned);
+		return;
+	}
+	lagging = rd_kafka_topic_partition_list_new(assigned->cnt);
+	for (i = 0; i < assigned->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+		int64_t		low = -1;
+		int64_t		high = -1;
+
+		/* no position yet: the partition's first fetch is still to come */
+		if (tp->offset < 0 ||
+			rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition,
+										   &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			high <= tp->offset)
+			continue;
+		/* for offsets_for_times the offset field is a timestamp; -1: the end */
+		rd_kafka_topic_partition_list_add(lagging, tp->topic, tp->partition)->offset = -1;
+	}
+	if (lagging->cnt > 0)
+		(void) rd_kafka_offsets_for_times(kc->rk, lagging, KAFKA_WAKE_TIMEOUT_MS);
+	rd_kafka_topic_partition_list_destroy(lagging);
+	rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+/*
  * Waits up to timeout_ms for one message and copies it into the current
  * memory context. Returns 1 with *msg filled, 0 when nothing came, -1 when
  * a consumer error arrived instead (reported to the error callback).
- * Rebalance, error and log callbacks run in here.
+ * Rebalance, error and log callbacks run in here. After KAFKA_WAKE_AFTER_MS
+ * on an empty queue the fetchers are woken, once until the next message.
  */
 int
 KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
@@ -406,7 +480,18 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 	char	   *payload;
 	char	   *key = NULL;
 
-	rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+	if (kc->woken || timeout_ms <= KAFKA_WAKE_AFTER_MS)
+		rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+	else
+	{
+		rkm = rd_kafka_consumer_poll(kc->rk, KAFKA_WAKE_AFTER_MS);
+		if (rkm == NULL)
+		{
+			KafkaWakeFetchers(kc);
+			kc->woken = true;
+			rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms - KAFKA_WAKE_AFTER_MS);
+		}
+	}
 	if (rkm == NULL)
 		return 0;
 
@@ -425,6 +510,8 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 		kc->callbacks.error(kc->callbacks.arg, text);
 		return -1;
 	}
+
+	kc->woken = false;
 
 	/* copy, then let librdkafka have its buffer back at once */
 	payload = palloc_extended(rkm->len + 1, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);
@@ -600,6 +687,65 @@ KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
 }
 
 /*
+ * Serves the log lines still queued on a closed consumer's queue (where
+ * log.queue and rd_kafka_poll_set_consumer route them), so what librdkafka
+ * said while closing, such as the LeaveGroup answer, reaches the server log
+ * before the handle is destroyed; anything else queued there (prefetched
+ * messages) is dropped, as nothing of it was landed or stored.
+ */
+static void
+KafkaDrainLogLines(rd_kafka_t *rk)
+{
+	rd_kafka_queue_t *consumer_queue = rd_kafka_queue_get_consumer(rk);
+	rd_kafka_event_t *ev;
+	int			budget = 100000;
+
+	if (consumer_queue == NULL)
+		return;
+	while (budget-- > 0 && (ev = rd_kafka_queue_poll(consumer_queue, 0)) != NULL)
+	{
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
+			KafkaLogEvent(rk, ev);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(consumer_queue);
+}
+
+/*
+ * The high watermark of a partition asked of its leader, -1 when it does
+ * not answer within timeout_ms. Serves no callback.
+ */
+int64
+KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms)
+{
+	int64_t		low = -1;
+	int64_t		high = -1;
+
+	if (rd_kafka_query_watermark_offsets(kc->rk, kc->topic, partition, &low, &high,
+										 timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return high;
+}
+
+/*
+ * Whether a broker answers a metadata request within timeout_ms. librdkafka
+ * reports that every broker went down but not that one came back, so a
+ * worker that saw them go down asks now and then while it has nothing to
+ * consume. Serves no callback.
+ */
+bool
+KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_metadata(kc->rk, 0, NULL, &md, timeout_ms);
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
  * Leaves the consumer group (so the partitions move at once, not after the
  * session timeout) and destroys the handle, waiting at most timeout_ms for
  * the group to acknowledge. Safe to call from a shmem-exit callback.
@@ -630,14 +776,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
-			{
-				const char *fac;
-				const char *text;
-				int			level;
-
-				rd_kafka_event_log(ev, &fac, &text, &level);
-				KafkaLog(kc->rk, level, fac, text);
-			}
+				KafkaLogEvent(kc->rk, ev);
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
 				KafkaApplyRebalance(kc, rd_kafka_event_error(ev),
 									rd_kafka_event_topic_partition_list(ev));
@@ -645,6 +784,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 		}
 	}
 	rd_kafka_queue_destroy(queue);
+	KafkaDrainLogLines(kc->rk);
 	rd_kafka_destroy_flags(kc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	kc->rk = NULL;
 }
@@ -739,13 +879,15 @@ struct KafkaProducer
 
 /*
  * Producer defaults chosen for camperso, before the caller's settings
- * (which may override them): a local queue bounded in messages and bytes,
- * so an unreachable broker costs bounded memory and a full queue refuses
- * messages instead of blocking; a minute of retries per message; a little
- * linger, as dead letters are few and need no hurry.
+ * (which may override them): a local queue bounded in bytes (librdkafka's
+ * default is 1 GB) and messages, so an unreachable broker costs bounded
+ * memory and a full queue refuses messages instead of blocking; a minute
+ * of retries per message; a little linger, as dead letters need no hurry.
+ * The message bound stays at librdkafka's default: a burst of small dead
+ * letters while the topic is still being created must fit.
  */
 static const KafkaSetting KafkaProducerDefaults[] = {
-	{"queue.buffering.max.messages", "10000"},
+	{"queue.buffering.max.messages", "100000"},
 	{"queue.buffering.max.kbytes", "16384"},
 	{"message.timeout.ms", "60000"},
 	{"linger.ms", "20"},

@@ -30,7 +30,8 @@ typedef enum SourceState
 	SOURCE_STATE_WAITING,		/* no free worker slot (camperso.max_workers) */
 	SOURCE_STATE_ASSIGNED,		/* partition: owned by a running worker */
 	SOURCE_STATE_UNASSIGNED,	/* partition: owned by no worker of this server */
-	SOURCE_STATE_STALE			/* owner process is gone (found at launcher start) */
+	SOURCE_STATE_STALE,			/* owner process is gone (found at launcher start) */
+	SOURCE_STATE_DISCONNECTED	/* worker running, every broker unreachable */
 } SourceState;
 
 #define SOURCE_STATS_SOURCE_ROW (-1)

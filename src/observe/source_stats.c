@@ -109,6 +109,7 @@ static const char *const SourceStateNames[] = {
 	[SOURCE_STATE_ASSIGNED] = "assigned",
 	[SOURCE_STATE_UNASSIGNED] = "unassigned",
 	[SOURCE_STATE_STALE] = "stale",
+	[SOURCE_STATE_DISCONNECTED] = "disconnected",
 };
 
 static Size

@@ -848,6 +848,11 @@ ValidateRun(ValidateRuleset *rs, ValidateValue *values, const bool *skip,
 	int			first_unique = -1;
 	int			i;
 
+	/* unique rules come last: start fetching the key's slot now */
+	if (mode == VM_LAND && rs->nrules > 0 && rs->rules[rs->nrules - 1].kind == VR_UNIQUE &&
+		values[rs->rules[rs->nrules - 1].field].present)
+		ValidateDedupePrefetch(rs->rules[rs->nrules - 1].scope, &values[rs->rules[rs->nrules - 1].field]);
+
 	for (i = 0; i < rs->nrules; i++)
 	{
 		ValidateRule *rule = &rs->rules[i];

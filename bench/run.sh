@@ -28,12 +28,13 @@ done
 {
 	echo "| what | camperso | baseline | ratio | target |"
 	echo "|---|---|---|---|---|"
-	sed 's/^/| /; s/|/ | /g; s/$/ |/' "$BENCH_RESULTS" | sed 's/^|  | /| /'
+	awk -F'|' '{ printf "|"; for (i = 1; i <= NF; i++) printf " %s |", $i; print "" }' "$BENCH_RESULTS"
 	echo
 	echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, BENCH_SCALE=$BENCH_SCALE."
 } >"$ROOT/bench/results.md"
 {
 	echo "what,camperso,baseline,ratio,target"
-	tr '|' ',' <"$BENCH_RESULTS"
+	# RFC 4180: every field quoted, inner quotes doubled
+	awk -F'|' '{ for (i = 1; i <= NF; i++) { gsub(/"/, "\"\"", $i); printf "%s\"%s\"", (i > 1 ? "," : ""), $i } print "" }' "$BENCH_RESULTS"
 } >"$ROOT/bench/results.csv"
 cat "$ROOT/bench/results.md"

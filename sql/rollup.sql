@@ -31,8 +31,10 @@ CREATE FUNCTION pg_temp.check(what text) RETURNS TABLE (step text, mismatches bi
 LANGUAGE sql AS $$
 	SELECT what, (SELECT count(*) FROM camperso.rollup_check('ru')),
 		   (SELECT coalesce(sum(events), 0) FROM ru.rollup_page_hour) = (SELECT count(*) FROM ru.fact_clicks)
-		   AND (SELECT coalesce(sum(events), 0) FROM ru.rollup_event_minute) = (SELECT count(*) FROM ru.fact_clicks),
+		   AND (SELECT coalesce(sum(events), 0) FROM ru.rollup_event_minute) = (SELECT count(*) FROM ru.fact_clicks)
+		   AND (SELECT coalesce(sum(events), 0) FROM ru.rollup_page_day) = (SELECT count(*) FROM ru.fact_clicks),
 		   (SELECT coalesce(sum(sessions), 0) FROM ru.rollup_session_minute) = (SELECT count(*) FROM ru.fact_sessions)
+		   AND (SELECT coalesce(sum(sessions), 0) FROM ru.rollup_session_day) = (SELECT count(*) FROM ru.fact_sessions)
 $$;
 SELECT setseed(0.42);
 
@@ -101,6 +103,13 @@ SELECT count(*) > 0 AS has_hours,
   JOIN (SELECT date_trunc('hour', bucket, 'UTC') AS bucket, app_id, page_sk, sum(events) AS events, hll_union_agg(users) AS users
 		  FROM ru.rollup_page_minute GROUP BY 1, 2, 3) m
 	ON m.bucket = h.bucket AND m.app_id IS NOT DISTINCT FROM h.app_id AND m.page_sk = h.page_sk;
+-- Days are the union of their hours.
+SELECT count(*) > 0 AS has_days,
+	   count(*) = count(*) FILTER (WHERE d.events = h.events AND hll_cardinality(d.users) = hll_cardinality(h.users)) AS all_equal_to_hours
+  FROM ru.rollup_event_day d
+  JOIN (SELECT date_trunc('day', bucket, 'UTC') AS bucket, app_id, event_type, sum(events) AS events, hll_union_agg(users) AS users
+		  FROM ru.rollup_event_hour GROUP BY 1, 2, 3) h
+	ON h.bucket = d.bucket AND h.app_id IS NOT DISTINCT FROM d.app_id AND h.event_type = d.event_type;
 -- Exact for small sets: unique users per hour and app equal count(DISTINCT).
 SELECT bool_and(v.unique_users = f.users) AS users_exact
   FROM ru.app_traffic_hour v

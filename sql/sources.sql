@@ -41,6 +41,7 @@ SELECT pg_temp.try(sql) FROM (VALUES
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"start": "middle"}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"group_id": ""}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"dlq_topic": "bad topic"}')$$),
+	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"dlq_topic": "clicks"}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"pii": "user_id"}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"pii": {"user_id": "shred"}}')$$),
 	($$SELECT camperso.create_source('x', '127.0.0.1:9092', 'clicks', 'src_target', options => '{"raw": "sometimes"}')$$),

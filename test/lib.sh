@@ -60,7 +60,9 @@ assert_eq() {
 }
 
 # wait_for SECONDS DESCRIPTION CMD... : runs CMD every 0.2 s until it
-# succeeds, failing the test after SECONDS.
+# succeeds, failing the test after SECONDS. CMD's arguments are expanded
+# once, by the caller: poll a changing value through a function
+# (f() { [ "$(q ...)" = x ]; }; wait_for 10 "..." f), not test "$(q ...)".
 wait_for() {
 	local timeout=$1 desc=$2
 	shift 2
@@ -76,7 +78,9 @@ wait_for() {
 free_port() {
 	local port
 	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 40000))
+		# below Linux's ephemeral range (32768-60999), where the embedded
+		# Kafka's brokers and every client's outgoing sockets take ports
+		port=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
@@ -132,11 +136,22 @@ cluster_create() {
 	_LIB_CLUSTERS+=("$name")
 }
 
+# A port found free can be taken by another test's server (or an ephemeral
+# client port) before the postmaster binds it: then a new port is chosen
+# and the start tried again, up to 5 times.
 cluster_start() {
-	local name=$1 dir
+	local name=$1 dir tries logsize
 	dir=$(cluster_dir "$name")
-	as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
-		-w -t 60 start >/dev/null || fail "cluster $name did not start: $(tail -20 "$dir/server.log")"
+	for tries in 1 2 3 4 5; do
+		logsize=$(stat -c %s "$dir/server.log" 2>/dev/null || echo 0)
+		as_postgres "$CAMPERSO_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" \
+			-w -t 60 start >/dev/null && return 0
+		tail -c +$((logsize + 1)) "$dir/server.log" | grep -q 'could not bind .*Address already in use' || break
+		free_port >"$dir/port"
+		echo "port = $(cat "$dir/port")" >>"$dir/data/postgresql.conf"
+		note "cluster $name: port taken, trying port $(cat "$dir/port")"
+	done
+	fail "cluster $name did not start: $(tail -20 "$dir/server.log")"
 }
 
 cluster_stop() {
@@ -176,6 +191,8 @@ kafka_start() {
 
 kafka_bootstrap() { cat "$CAMPERSO_TEST_WORK/kafka-$1/bootstrap"; }
 
+_kafka_answered() { [ "$(wc -l <"$1")" -gt "$2" ]; }
+
 # kafka_ctl NAME COMMAND... — sends a control line and waits for its answer.
 kafka_ctl() {
 	local name=$1
@@ -185,7 +202,9 @@ kafka_ctl() {
 	fd=$(cat "$dir/fd")
 	before=$(wc -l <"$dir/out")
 	echo "$*" >&"$fd"
-	wait_for 10 "kafka control answer to '$*'" test "$(wc -l <"$dir/out")" -gt "$before"
+	# the line count is read on every poll (a $(...) argument would be
+	# read once, before the answer, and the wait would never end)
+	wait_for 10 "kafka control answer to '$*'" _kafka_answered "$dir/out" "$before"
 	local answer
 	answer=$(tail -1 "$dir/out")
 	[ "$answer" = "OK" ] || fail "kafka control '$*' answered: $answer"

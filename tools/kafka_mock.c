@@ -17,6 +17,7 @@
  *	  down BROKER_ID / up BROKER_ID
  *	  rtt BROKER_ID MILLISECONDS   delay every response of a broker
  *	  errors APIKEY ERRCODE COUNT  fail the next COUNT requests of APIKEY
+ *	  clear APIKEY                 forget the errors still queued for APIKEY
  *	  quit
  *
  * Each command is answered by one line, "OK" or "ERR <reason>".
@@ -115,6 +116,8 @@ run_command(rd_kafka_mock_cluster_t *mcluster, char *line,
 		err = rd_kafka_mock_broker_set_down(mcluster, (int32_t) a);
 	else if (strcmp(verb, "up") == 0 && sscanf(line, "%*s %ld", &a) == 1)
 		err = rd_kafka_mock_broker_set_up(mcluster, (int32_t) a);
+	else if (strcmp(verb, "clear") == 0 && sscanf(line, "%*s %ld", &a) == 1)
+		rd_kafka_mock_clear_request_errors(mcluster, (int16_t) a);
 	else if (strcmp(verb, "rtt") == 0 &&
 			 sscanf(line, "%*s %ld %ld", &a, &b) == 2)
 		err = rd_kafka_mock_broker_set_rtt(mcluster, (int32_t) a, (int) b);

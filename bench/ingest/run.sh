@@ -11,15 +11,21 @@
 #        jsonb table (the baseline), timed by psql;
 #    (b) camperso consuming the topic (WORKERS workers) into a typed staging
 #        table with _raw, _partition, _offset, _key, _received_at, offsets
-#        and quarantine active. reset_offsets() rewinds the running source
-#        between runs; a run is timed from the first message a worker
-#        received (min _received_at) to the commit of the last batch
-#        (track_commit_timestamp), so the embedded Kafka's group join delay
-#        is not counted.
-#    Medians of events/s and the ratio b/a. Peak RSS of the workers:
-#    VmHWM, which counts every shared buffer page the worker touched, and
-#    the peak of their private memory (RssAnon + RssFile, sampled). Both sides write WAL (wal_level minimal, no fsync: as the
-#    tests' clusters, fsync = off).
+#        and quarantine active. The source starts at the end of the topic
+#        and the run waits until every worker owns its partitions, so no
+#        consumer-group rebalance falls inside a timed run; each run then
+#        rewinds the running source with reset_offsets(). A run is timed
+#        from the first message a worker received (min _received_at) to the
+#        commit of the last batch (track_commit_timestamp).
+#    Medians of events/s and the ratio b/a (also the median of the per-run
+#    ratios, each from two runs next to each other). The machine may be
+#    shared, so each run also reports CPU time from /proc: of the COPY
+#    backend, of the workers (librdkafka's threads included) and of the
+#    embedded Kafka, per 1000 events, and how busy the whole machine was.
+#    Peak RSS of the workers: VmHWM, which counts every shared buffer page
+#    the worker touched, and the peak of their private memory (RssAnon +
+#    RssFile, sampled). Both sides write WAL (wal_level minimal, no fsync:
+#    as the tests' clusters, fsync = off).
 # 2. Latency. A second topic gets a steady 10,000 events/s (camperso-gen
 #    --rate) for LATENCY_SECONDS (batch_ms 50, fetch.wait.max.ms 10: the
 #    embedded Kafka holds empty fetches for the whole wait); each row's produce time is its Kafka
@@ -30,6 +36,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
 source "$ROOT/test/capture_lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
 SCALE=${BENCH_SCALE:-1.0}
@@ -59,11 +66,7 @@ chmod 644 "$W"/*
 kafka_start k --brokers 1 --topic "clicks:$P" --topic "live:$LP"
 BS=$(kafka_bootstrap k)
 note "producing $N events lz4-compressed into $P partitions"
-kafka_produce k clicks -z lz4 -K '\t' -X linger.ms=50 -X batch.num.messages=10000 <"$W/keyed.tsv" ||
-	fail "kcat -P failed"
-held=$(kafka_count k clicks)
-[ "$held" = "$N" ] || fail "the embedded Kafka holds $held of $N events: use more partitions"
-note "the embedded Kafka holds all $N events"
+bench_kafka_backlog k clicks "$W/keyed.tsv" "$N"
 
 conf=$W/bench.conf
 cat "$ROOT/test/camperso.conf" >"$conf"
@@ -110,10 +113,31 @@ $(staging live_events)
 CREATE TABLE baseline (doc jsonb);
 SQL
 
-OPTS="{\"workers\": $WORKERS, \"batch_size\": 10000, \"batch_ms\": 100, $KAFKA_TEST_OPTS}"
-psql_b -c "SELECT camperso.create_source('bench', '$BS', 'clicks', 'events', options => '$OPTS')" >/dev/null
+# The source starts at the end of the topic, so that the consumer group can
+# settle (every worker owning its partitions) before anything is consumed.
+OPTS="{\"workers\": $WORKERS, \"start\": \"latest\", \"batch_size\": 10000, \"batch_ms\": 100, $KAFKA_TEST_OPTS}"
+psql_b -c "SELECT camperso.create_source('bench', '$BS', 'clicks', 'events', options => '$OPTS')" \
+	-c "SELECT camperso.start_source('bench')" >/dev/null
+# settled SOURCE PARTITIONS: every partition assigned, to every worker
+settled() {
+	[ "$(psql_b -c "SELECT count(*) || ' ' || count(DISTINCT pid) FROM camperso.stat_sources
+	                WHERE source = '$1' AND partition IS NOT NULL AND state = 'assigned'")" = "$2 $((WORKERS < $2 ? WORKERS : $2))" ]
+}
+wait_for 120 "every worker of the bench source to own its partitions" settled bench "$P"
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# CPU ticks (user + system, every thread) of processes; busy ticks of the machine
+ticks() {
+	local p t=0
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+per_kevent() { awk -v t="$1" -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.1f", t / hz * 1000 / (n / 1000) }'; }
+busy_pct() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); d = (y[1] - x[1]) + (y[2] - x[2]); printf "%d", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }'; }
 
 # Samples the workers' private memory (RssAnon + RssFile: what is not the
 # shared buffers they touched) every 0.2 s; the peak goes to $W/private.
@@ -131,30 +155,52 @@ rm -f "$W/stop-sampler"
 echo 0 >"$W/private"
 sample_private &
 sampler=$!
+kafka_pid=$(cat "$CAMPERSO_TEST_WORK/kafka-k/pid")
 ours=()
 base=()
+ratios=()
 for r in $(seq 1 "$RUNS"); do
-	# (a) COPY into jsonb
+	# (a) COPY into jsonb, in a session that reports its backend's CPU time
 	psql_b -c "TRUNCATE baseline" -c "CHECKPOINT" >/dev/null
-	ms=$(psql_b -c '\timing on' -c "COPY baseline (doc) FROM '$W/lines.json' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" |
-		awk '/^Time: / { print $2 }')
+	m0=$(machine_busy)
+	out=$(psql_b <<SQL
+SELECT pg_backend_pid() AS pid \\gset
+\\setenv BENCH_PID :pid
+\\! awk '{ print "cpu", \$14 + \$15 }' /proc/\$BENCH_PID/stat
+\\timing on
+COPY baseline (doc) FROM '$W/lines.json' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
+\\timing off
+\\! awk '{ print "cpu", \$14 + \$15 }' /proc/\$BENCH_PID/stat
+SQL
+	)
+	m1=$(machine_busy)
+	ms=$(awk '/^Time: / { print $2 }' <<<"$out")
+	copy_cpu=$(awk '/^cpu / { c[++n] = $2 } END { print c[2] - c[1] }' <<<"$out")
+	[ -n "$ms" ] && [ -n "$copy_cpu" ] || fail "could not read the COPY timing: $out"
 	[ "$(psql_b -c "SELECT count(*) FROM baseline")" = "$N" ] || fail "COPY did not load $N rows"
 	base+=("$(awk -v n="$N" -v t="$ms" 'BEGIN { printf "%d", n / (t / 1000) }')")
+	copy_busy=$(busy_pct "$m0" "$m1")
 
-	# (b) camperso: the source consumes the whole topic again
-	if [ "$r" = 1 ]; then
-		psql_b -c "CHECKPOINT" -c "SELECT camperso.start_source('bench')" >/dev/null
-	else
-		psql_b -c "SELECT camperso.stop_source('bench')" >/dev/null
-		psql_b -c "TRUNCATE events" -c "CHECKPOINT" >/dev/null
-		psql_b -c "SELECT camperso.reset_offsets('bench')" -c "SELECT camperso.start_source('bench')" >/dev/null
-	fi
+	# (b) camperso: the running source consumes the whole topic again
+	psql_b -c "TRUNCATE events" -c "DELETE FROM camperso.quarantine" -c "CHECKPOINT" >/dev/null
+	pids=$(worker_pids bench bench)
+	w0=$(ticks $pids)
+	k0=$(ticks "$kafka_pid")
+	m0=$(machine_busy)
+	psql_b -c "SELECT camperso.reset_offsets('bench')" >/dev/null
 	wait_for 900 "camperso to land the $N events" rows_eq bench events "$N"
+	w1=$(ticks $pids)
+	k1=$(ticks "$kafka_pid")
+	m1=$(machine_busy)
+	[ "$(worker_pids bench bench)" = "$pids" ] || fail "run $r: the workers changed during the run"
 	secs=$(psql_b -c "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin)) - min(_received_at)) FROM events")
 	ours+=("$(awk -v n="$N" -v t="$secs" 'BEGIN { printf "%d", n / t }')")
 	assert_eq "$N|$N|0" "$(psql_b -c "SELECT count(*), count(DISTINCT (_partition, _offset)), (SELECT count(*) FROM camperso.quarantine) FROM events")" \
 		"run $r: every event landed once, none quarantined"
-	echo "run $r: camperso ${ours[-1]} events/s ($WORKERS workers), COPY jsonb ${base[-1]} events/s"
+	ratios+=("$(awk -v a="${ours[-1]}" -v b="${base[-1]}" 'BEGIN { printf "%.2f", a / b }')")
+	echo "run $r: camperso ${ours[-1]} events/s ($WORKERS workers), COPY jsonb ${base[-1]} events/s, ratio ${ratios[-1]}"
+	echo "       CPU ms per 1000 events: COPY backend $(per_kevent "$copy_cpu"); workers $(per_kevent $((w1 - w0))), embedded Kafka $(per_kevent $((k1 - k0))); machine busy ${copy_busy}% / $(busy_pct "$m0" "$m1")%"
+	echo "$copy_cpu $((w1 - w0)) $((k1 - k0))" >>"$W/cpu"
 done
 
 touch "$W/stop-sampler"
@@ -176,8 +222,7 @@ psql_b -c "SELECT camperso.stop_source('bench')" >/dev/null
 LOPTS="{\"workers\": $WORKERS, \"batch_ms\": 50, \"kafka.fetch.wait.max.ms\": 10, $KAFKA_TEST_OPTS}"
 psql_b -c "SELECT camperso.create_source('live', '$BS', 'live', 'live_events', options => '$LOPTS')" \
 	-c "SELECT camperso.start_source('live')" >/dev/null
-assigned() { [ "$(psql_b -c "SELECT count(*) FROM camperso.stat_sources WHERE source = 'live' AND state = 'assigned'")" = "$LP" ]; }
-wait_for 60 "the live source to own its partitions" assigned
+wait_for 120 "every worker of the live source to own its partitions" settled live "$LP"
 LN=$((RATE * LATENCY_SECONDS))
 note "producing $LN events at $RATE events/s for $LATENCY_SECONDS s"
 "$ROOT/tools/camperso-gen" --events "$LN" --seed 8 --invalid-rate 0 --apps 4 --key --rate "$RATE" |
@@ -199,16 +244,22 @@ read -r p50 p99 matched <<<"$lat"
 mo=$(median "${ours[@]}")
 mb=$(median "${base[@]}")
 ratio=$(awk -v a="$mo" -v b="$mb" 'BEGIN { printf "%.2f", a / b }')
+mr=$(median "${ratios[@]}")
+cpu_copy=$(per_kevent "$(median $(awk '{ print $1 }' "$W/cpu"))")
+cpu_ours=$(per_kevent "$(median $(awk '{ print $2 }' "$W/cpu"))")
+cpu_kafka=$(per_kevent "$(median $(awk '{ print $3 }' "$W/cpu"))")
 echo
 echo "ingest: $N events, $P partitions, $WORKERS workers, median of $RUNS runs:"
 echo "  camperso Kafka -> typed staging (+_raw, offsets, quarantine): $mo events/s"
 echo "  COPY of the same lines -> jsonb:                             $mb events/s"
-echo "  ratio ${ratio}x (target >= 1.0x)"
+echo "  ratio ${ratio}x, median of the per-run ratios ${mr}x (target >= 1.0x)"
+echo "  CPU ms per 1000 events: COPY backend $cpu_copy; camperso workers $cpu_ours (+ embedded Kafka $cpu_kafka)"
 echo "  worker peak RSS ${rss_mb} MB (VmHWM, counts the shared buffers it touched), peak private ${private_mb} MB (target < 128 MB)"
 echo "  produce -> committed at $RATE events/s: p50 ${p50} ms, p99 ${p99} ms (target p99 < 300 ms)"
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	{
 		echo "ingest: Kafka -> typed staging via $WORKERS workers vs COPY into jsonb, $N events|$mo ev/s|$mb ev/s|${ratio}x|>= 1.0x"
+		echo "ingest: CPU ms per 1000 events, workers (embedded Kafka besides) vs COPY backend|$cpu_ours ($cpu_kafka)|$cpu_copy|-|-"
 		echo "ingest: worker peak RSS, VmHWM (private part)|${rss_mb} MB (${private_mb} MB)|-|-|< 128 MB"
 		echo "ingest: produce -> committed p99 at $RATE ev/s (p50 ${p50} ms)|${p99} ms|-|-|< 300 ms"
 	} >>"$BENCH_RESULTS"

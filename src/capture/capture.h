@@ -59,7 +59,26 @@ typedef struct CaptureRawMessage
 	TimestampTz received_at;
 } CaptureRawMessage;
 
-/* What one batch did; landed + quarantined + deduplicated = messages. */
+/*
+ * A message the land path wrote to camperso.quarantine, as CaptureLandBatch
+ * hands it back on request (for a source's dead-letter topic): the message
+ * (the caller's own), the id of its quarantine row and why.
+ */
+typedef struct CaptureQuarantined
+{
+	const CaptureRawMessage *msg;
+	int64		id;				/* camperso.quarantine.id */
+	char	   *rule;
+	char	   *field;			/* NULL when no field is at fault */
+	char	   *reason;
+} CaptureQuarantined;
+
+/*
+ * What one batch did; landed + quarantined + deduplicated = messages.
+ * quarantined also counts rows a BEFORE ROW trigger of the target
+ * suppressed (a validate_row trigger quarantines them itself, as rows of
+ * the table); quarantine lists only the land path's own quarantine rows.
+ */
 typedef struct CaptureLandResult
 {
 	int64		messages;
@@ -67,6 +86,8 @@ typedef struct CaptureLandResult
 	int64		quarantined;
 	int64		deduplicated;
 	int64		bytes;
+	CaptureQuarantined *quarantine; /* when asked for, else NULL */
+	int			nquarantine;
 } CaptureLandResult;
 
 /*
@@ -87,10 +108,13 @@ extern CaptureTarget *CaptureTargetOpen(const char *source_name);
  * target (heap multi-insert), undecodable or invalid ones to
  * camperso.quarantine with their reason. Errors that are not a message's
  * fault (table gone, permission denied, disk full) are raised as ERROR, so
- * the caller rolls back the batch and retries it. Fills *result.
+ * the caller rolls back the batch and retries it. Fills *result; with a
+ * keep_context, also result->quarantine, allocated there (it must outlive
+ * the transaction if the caller uses it after the commit).
  */
 extern void CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
-							 int nmessages, CaptureLandResult *result);
+							 int nmessages, CaptureLandResult *result,
+							 MemoryContext keep_context);
 
 /*
  * Parses one JSON object into msg (decode.c). Returns true on success; on
@@ -171,6 +195,8 @@ typedef struct KafkaCallbacks
 						   char (*metadata)[KAFKA_METADATA_LEN]);
 	/* A client-level error (broker down, unknown topic...). */
 	void		(*error) (void *arg, const char *text);
+	/* Every broker is unreachable (after error has been called). */
+	void		(*all_brokers_down) (void *arg);
 } KafkaCallbacks;
 
 extern bool KafkaCheckProperty(const char *name, const char *value,
@@ -189,10 +215,64 @@ extern void KafkaConsumerCommit(KafkaConsumer *kc, int n, const int32 *partition
 extern void KafkaConsumerCommitted(KafkaConsumer *kc, int n, const int32 *partitions,
 								   int64 *offsets, char (*metadata)[KAFKA_METADATA_LEN]);
 extern int64 KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition);
+extern int64 KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms);
+extern bool KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms);
 extern void KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms);
+
+/*
+ * The producer of a source worker's dead-letter topic. Never blocks on
+ * send; outcomes are read with KafkaProducerServe, on the backend thread.
+ */
+typedef struct KafkaProducer KafkaProducer;
+
+typedef struct KafkaHeader
+{
+	const char *name;
+	const char *value;
+	int			value_len;
+} KafkaHeader;
+
+/* What a producer reported since the caller zeroed it. */
+typedef struct KafkaDeliveries
+{
+	int64		delivered;
+	int64		failed;
+	int64		failed_opaque;	/* opaque of the last failed message */
+	char		delivery_error[256];	/* reason of the last failure */
+	int64		client_errors;
+	char		client_error[256];	/* text of the last client-level error */
+	int			pending;		/* messages neither delivered nor failed yet */
+} KafkaDeliveries;
+
+extern KafkaProducer *KafkaProducerOpen(const char *brokers, const char *topic,
+										const char *client_id,
+										const KafkaSetting *settings, int nsettings);
+extern bool KafkaProducerSend(KafkaProducer *kp, const char *payload, int len,
+							  const char *key, int key_len,
+							  const KafkaHeader *headers, int nheaders, int64 opaque,
+							  char *errbuf, size_t errlen);
+extern void KafkaProducerServe(KafkaProducer *kp, int timeout_ms, KafkaDeliveries *out);
+extern void KafkaProducerClose(KafkaProducer *kp, int timeout_ms, KafkaDeliveries *out);
+
 extern int	KafkaQueryOffsets(const char *brokers, const char *topic,
 							  const KafkaSetting *settings, int nsettings,
 							  int32 partition, bool earliest,
 							  int32 **partitions, int64 **offsets);
+
+/*
+ * dlq.c: a source worker's dead-letter topic. After a batch commits, every
+ * message it quarantined is produced to the source's dlq_topic with
+ * headers saying why; outcomes are counted in camperso.stat_sources. A
+ * failure there never stops or slows the consume loop beyond a bounded
+ * amount, and never touches what landed.
+ */
+struct SourceStatsEntry;
+extern void CaptureDlqOpen(const char *source, const char *brokers, const char *topic,
+						   const char *dlq_topic, const char *client_id,
+						   const KafkaSetting *settings, int nsettings,
+						   struct SourceStatsEntry *stats);
+extern void CaptureDlqSend(const CaptureQuarantined *rows, int nrows);
+extern void CaptureDlqServe(void);
+extern void CaptureDlqClose(void);
 
 #endif							/* CAMPERSO_CAPTURE_H */

@@ -154,6 +154,7 @@ CaptureColumnPrepare(CaptureColumn *col, Form_pg_attribute att)
 	col->typmod = att->atttypmod;
 	col->maxlen = -1;
 	col->numeric_bound = (Datum) 0;
+	col->convert_in_place = false;
 	getTypeInputInfo(col->typid, &infunc, &col->ioparam);
 	fmgr_info(infunc, &col->infunc);
 	col->is_domain = (get_typtype(col->typid) == TYPTYPE_DOMAIN);
@@ -240,6 +241,15 @@ CaptureColumnPrepare(CaptureColumn *col, Form_pg_attribute att)
 	if (col->typmod >= 0 &&
 		(col->kind == CK_TIMESTAMPTZ || col->kind == CK_TIMESTAMP))
 		col->kind = CK_GENERIC;
+
+	/*
+	 * Converters of these kinds allocate their result and nothing else
+	 * (a fault's reason aside), so the land path runs them in the memory
+	 * the row lives in instead of copying the value there.
+	 */
+	col->convert_in_place = (col->kind == CK_TEXT || col->kind == CK_VARCHAR ||
+							 col->kind == CK_UUID || col->kind == CK_BYTEA ||
+							 col->kind == CK_INET);
 }
 
 /* Parses an integer literal (the parser has checked it is a JSON number). */

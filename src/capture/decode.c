@@ -14,7 +14,9 @@
  * How it works: the payload is copied once into a scratch buffer (the row
  * context of the caller) with a NUL after it. Messages holding a NUL byte
  * are rejected up front (rule nul_byte), so inside the copy a NUL can only
- * be the end: the scanner needs no length checks. Top-level strings (keys
+ * be the end: the scanner needs no length checks. The buffer has
+ * SCAN_PADDING zero bytes after that NUL, so that strings can be scanned a
+ * word (8 bytes) at a time without reading past it. Top-level strings (keys
  * and values) are unescaped in place, which never makes them longer, and
  * NUL-terminated where their closing quote was; numbers, literals and
  * nested values are NUL-terminated by overwriting the byte after them once
@@ -48,6 +50,45 @@
 
 /* One byte of the scratch buffer, unsigned for the range tests. */
 #define UC(p) ((unsigned char) *(p))
+
+/* Zero bytes after the terminating NUL: a word read from it stays inside. */
+#define SCAN_PADDING	sizeof(uint64)
+
+/*
+ * Length of the run of plain string bytes at p: printable ASCII other than
+ * '"' and '\\', which a string holds as they are. Reads 8 bytes at a time
+ * (the scanner's hot loop; most of an event is such text); a word is plain
+ * when none of its bytes is below 0x20, 0x80 or above, '"' or '\\'. The NUL
+ * terminator is below 0x20, so the run ends at or before it, and the word
+ * holding it lies within the padding.
+ */
+static inline int
+PlainRunLength(const char *p)
+{
+#define ONES	UINT64CONST(0x0101010101010101)
+#define HIGHS	UINT64CONST(0x8080808080808080)
+#define HAS_ZERO(v)	(((v) - ONES) & ~(v) & HIGHS)
+	const char *start = p;
+
+	for (;;)
+	{
+		uint64		w;
+
+		memcpy(&w, p, sizeof(w));
+		/* a byte < 0x20 or >= 0x80 makes a high bit of w or of w - 0x20.. */
+		if (((w | (w - 0x20 * ONES)) & HIGHS) != 0 ||
+			HAS_ZERO(w ^ ('"' * ONES)) != 0 ||
+			HAS_ZERO(w ^ ('\\' * ONES)) != 0)
+			break;
+		p += sizeof(w);
+	}
+	while (UC(p) >= 0x20 && UC(p) < 0x80 && *p != '"' && *p != '\\')
+		p++;
+	return (int) (p - start);
+#undef HAS_ZERO
+#undef HIGHS
+#undef ONES
+}
 
 /* Parser state for one message. */
 typedef struct JsonScan
@@ -177,16 +218,17 @@ ScanString(JsonScan *s, bool unescape, char **out, int *outlen)
 
 	for (;;)
 	{
-		unsigned char c = UC(r);
+		unsigned char c;
+		int			run = PlainRunLength(r);
 
+		/* plain bytes stay where they are until an escape has shrunk the text */
+		if (unescape && w != r && run > 0)
+			memmove(w, r, run);
+		w += run;
+		r += run;
+		c = UC(r);
 		if (c == '"')
 			break;
-		if (c >= 0x20 && c < 0x80 && c != '\\')
-		{
-			PUT(*r);
-			r++;
-			continue;
-		}
 		if (c >= 0x80)
 		{
 			int			n = Utf8SequenceLength((unsigned char *) r);
@@ -632,9 +674,9 @@ CaptureJsonParseField(const char *data, int len, CampersoMessage *msg,
 	}
 
 	memset(&s, 0, sizeof(s));
-	s.buf = palloc(len + 1);
+	s.buf = palloc(len + 1 + SCAN_PADDING);
 	memcpy(s.buf, data, len);
-	s.buf[len] = '\0';
+	memset(s.buf + len, 0, 1 + SCAN_PADDING);
 	s.p = s.buf;
 
 	SkipSpace(&s);

@@ -86,7 +86,7 @@ camperso_ingest(PG_FUNCTION_ARGS)
 				 errdetail("A message is a sequence of bytes; an empty one is '', not NULL.")));
 	target = CaptureTargetOpen(name);
 	RawFromBytea(&m, PG_GETARG_BYTEA_PP(1), GetCurrentTimestamp());
-	CaptureLandBatch(target, &m, 1, &res);
+	CaptureLandBatch(target, &m, 1, &res, NULL);
 	return IngestResult(fcinfo, &res);
 }
 
@@ -128,6 +128,6 @@ camperso_ingest_batch(PG_FUNCTION_ARGS)
 	msgs = palloc(Max(n, 1) * sizeof(CaptureRawMessage));
 	for (i = 0; i < n; i++)
 		RawFromBytea(&msgs[i], DatumGetByteaPP(elems[i]), now);
-	CaptureLandBatch(target, msgs, n, &res);
+	CaptureLandBatch(target, msgs, n, &res, NULL);
 	return IngestResult(fcinfo, &res);
 }

@@ -3,8 +3,9 @@
  * kafka.c
  *	  Everything camperso does with librdkafka: checking properties when a
  *	  source is created, the source worker's consumer (subscribe, poll,
- *	  rebalance, seek, commit, close) and the watermark queries of
- *	  camperso.reset_offsets(). The only file that includes librdkafka.
+ *	  rebalance, seek, commit, close), its dead-letter producer (dlq.c)
+ *	  and the watermark queries of camperso.reset_offsets(). The only file
+ *	  that includes librdkafka.
  *
  * Threads: librdkafka runs its own threads, which must never touch
  * PostgreSQL (palloc, elog, latches). So
@@ -14,7 +15,9 @@
  *	- log lines are queued (log.queue) and, like errors and rebalances, are
  *	  served by rd_kafka_consumer_poll on the backend thread: every callback
  *	  below runs on the backend thread, inside KafkaConsumerPoll or
- *	  KafkaConsumerClose;
+ *	  KafkaConsumerClose; the producer has no callbacks at all, its
+ *	  delivery reports, errors and logs are events read by
+ *	  KafkaProducerServe/Close;
  *	- message bytes are copied into the caller's memory context and the
  *	  librdkafka message is destroyed at once.
  * Callbacks must not longjmp through librdkafka's frames: the worker's
@@ -42,18 +45,28 @@ struct KafkaConsumer
 	char	   *topic;
 	KafkaCallbacks callbacks;
 	bool		closing;
+	bool		woken;			/* fetchers woken since the last message */
 };
+
+/*
+ * How long a poll waits on an empty queue before it wakes the fetchers
+ * (KafkaWakeFetchers), and the longest it waits for the brokers' answers.
+ */
+#define KAFKA_WAKE_AFTER_MS		10
+#define KAFKA_WAKE_TIMEOUT_MS	100
 
 /*
  * librdkafka defaults chosen for camperso, before the source's kafka.*
  * options (which may override them): bounded prefetch so a backlog cannot
- * grow a worker's memory, and a short fetch wait so a caught-up consumer
- * sees new messages within tens of milliseconds.
+ * grow a worker's memory (a batch and a half of typical events: the worker
+ * wakes the fetchers itself when the queue runs dry, see
+ * KafkaWakeFetchers), and a short fetch wait so a caught-up consumer sees
+ * new messages within tens of milliseconds.
  */
 static const KafkaSetting KafkaDefaults[] = {
 	{"queued.max.messages.kbytes", "16384"},
-	{"queued.min.messages", "10000"},
-	{"fetch.max.bytes", "16777216"},
+	{"queued.min.messages", "15000"},
+	{"fetch.max.bytes", "4194304"},
 	{"fetch.message.max.bytes", "1048576"},
 	{"fetch.wait.max.ms", "100"},
 	{"socket.nagle.disable", "true"},
@@ -69,18 +82,31 @@ static const char *const KafkaReserved[] = {
 	"enable.partition.eof", "log.queue", "rebalance_cb",
 };
 
-/* Creates a handle with every signal blocked (see the file header). */
+/*
+ * Creates a handle with every signal blocked (see the file header); conf
+ * then belongs to it. On failure destroys conf and raises, naming what
+ * (consumer, producer, client) could not be created.
+ */
 static rd_kafka_t *
-KafkaNewHandle(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errbuf, size_t errlen)
+KafkaNewHandle(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what)
 {
 	sigset_t	all;
 	sigset_t	saved;
 	rd_kafka_t *rk;
+	char		errbuf[512];
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	rk = rd_kafka_new(type, conf, errbuf, errlen);
+	rk = rd_kafka_new(type, conf, errbuf, sizeof(errbuf));
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_CAMPERSO_KAFKA),
+				 errmsg("could not create Kafka %s", what),
+				 errdetail("librdkafka: %s", errbuf)));
+	}
 	return rk;
 }
 
@@ -132,15 +158,19 @@ KafkaConfSet(rd_kafka_conf_t *conf, const char *name, const char *value)
 	}
 }
 
-/* Builds a configuration: camperso's defaults, then the caller's settings. */
+/*
+ * Builds a configuration: camperso's defaults (KafkaDefaults for consumers),
+ * then the caller's settings.
+ */
 static rd_kafka_conf_t *
-KafkaBuildConf(const char *brokers, const KafkaSetting *settings, int nsettings)
+KafkaBuildConf(const KafkaSetting *defaults, int ndefaults,
+			   const char *brokers, const KafkaSetting *settings, int nsettings)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	int			i;
 
-	for (i = 0; i < lengthof(KafkaDefaults); i++)
-		KafkaConfSet(conf, KafkaDefaults[i].name, KafkaDefaults[i].value);
+	for (i = 0; i < ndefaults; i++)
+		KafkaConfSet(conf, defaults[i].name, defaults[i].value);
 	for (i = 0; i < nsettings; i++)
 		KafkaConfSet(conf, settings[i].name, settings[i].value);
 	KafkaConfSet(conf, "bootstrap.servers", brokers);
@@ -157,6 +187,18 @@ KafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 			(errmsg_internal("librdkafka %s: %s", fac, buf)));
 }
 
+/* Writes a log event polled from a queue (event API) to the server log. */
+static void
+KafkaLogEvent(const rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+	const char *fac;
+	const char *text;
+	int			level;
+
+	rd_kafka_event_log(ev, &fac, &text, &level);
+	KafkaLog(rk, level, fac, text);
+}
+
 /* Client-level errors, served on the backend thread by poll. */
 static void
 KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -168,6 +210,9 @@ KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 			 rd_kafka_err2name((rd_kafka_resp_err_t) err), reason);
 	if (kc != NULL && kc->callbacks.error)
 		kc->callbacks.error(kc->callbacks.arg, text);
+	if (kc != NULL && kc->callbacks.all_brokers_down &&
+		err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		kc->callbacks.all_brokers_down(kc->callbacks.arg);
 }
 
 /* Copies the partition numbers of a list of our topic (malloc'd: no palloc here). */
@@ -321,13 +366,12 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
 	rd_kafka_conf_t *conf;
 	rd_kafka_topic_partition_list_t *subscription;
 	rd_kafka_resp_err_t err;
-	char		errbuf[512];
 
 	kc = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaConsumer));
 	kc->topic = MemoryContextStrdup(TopMemoryContext, topic);
 	kc->callbacks = *callbacks;
 
-	conf = KafkaBuildConf(brokers, settings, nsettings);
+	conf = KafkaBuildConf(KafkaDefaults, lengthof(KafkaDefaults), brokers, settings, nsettings);
 	KafkaConfSet(conf, "group.id", group_id);
 	KafkaConfSet(conf, "client.id", client_id);
 	KafkaConfSet(conf, "enable.auto.commit", "false");
@@ -338,15 +382,7 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
 	rd_kafka_conf_set_error_cb(conf, KafkaError);
 	rd_kafka_conf_set_rebalance_cb(conf, KafkaRebalance);
 
-	kc->rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
-	if (kc->rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_CAMPERSO_KAFKA),
-				 errmsg("could not create Kafka consumer"),
-				 errdetail("librdkafka: %s", errbuf)));
-	}
+	kc->rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, "consumer");
 	/* conf now belongs to the handle */
 	rd_kafka_set_log_queue(kc->rk, NULL);
 	rd_kafka_poll_set_consumer(kc->rk);
@@ -368,10 +404,71 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
 }
 
 /*
+ * Wakes librdkafka's fetchers when they may be asleep with data to fetch.
+ *
+ * A broker thread stops fetching while the consumer queue is above
+ * queued.min.messages or queued.max.messages.kbytes (one count for all
+ * partitions of the high-level consumer) and looks again only when
+ * something wakes it: a response, a request to send, or its own timer, up
+ * to a second later (librdkafka 2.0; 2.1 made that fetch.queue.backoff.ms,
+ * default 1000). A worker lands while its queue fills, then drains it in
+ * a few milliseconds, and would idle for the rest of that second: the
+ * embedded Kafka fed each worker about 20,000 messages a second so. Only a
+ * prefetch of a second's worth avoided that, at tens of megabytes per
+ * worker.
+ *
+ * So when the queue has run dry while some assigned partition is known to
+ * hold more (its high watermark from the last fetch is above the
+ * position), this asks the leaders for those partitions' end offsets: the
+ * requests wake the broker threads (one request per leader, in parallel),
+ * which find the queue empty and fetch. The answers themselves are not
+ * needed, so the wait for them is short. Safe where KafkaConsumerPoll is:
+ * it waits on a queue of its own, no callback runs in it.
+ */
+static void
+KafkaWakeFetchers(KafkaConsumer *kc)
+{
+	rd_kafka_topic_partition_list_t *assigned = NULL;
+	rd_kafka_topic_partition_list_t *lagging;
+	int			i;
+
+	if (rd_kafka_assignment(kc->rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		assigned == NULL)
+		return;
+	if (assigned->cnt == 0 ||
+		rd_kafka_position(kc->rk, assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		rd_kafka_topic_partition_list_destroy(assigned);
+		return;
+	}
+	lagging = rd_kafka_topic_partition_list_new(assigned->cnt);
+	for (i = 0; i < assigned->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *tp = &assigned->elems[i];
+		int64_t		low = -1;
+		int64_t		high = -1;
+
+		/* no position yet: the partition's first fetch is still to come */
+		if (tp->offset < 0 ||
+			rd_kafka_get_watermark_offsets(kc->rk, tp->topic, tp->partition,
+										   &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			high <= tp->offset)
+			continue;
+		/* for offsets_for_times the offset field is a timestamp; -1: the end */
+		rd_kafka_topic_partition_list_add(lagging, tp->topic, tp->partition)->offset = -1;
+	}
+	if (lagging->cnt > 0)
+		(void) rd_kafka_offsets_for_times(kc->rk, lagging, KAFKA_WAKE_TIMEOUT_MS);
+	rd_kafka_topic_partition_list_destroy(lagging);
+	rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+/*
  * Waits up to timeout_ms for one message and copies it into the current
  * memory context. Returns 1 with *msg filled, 0 when nothing came, -1 when
  * a consumer error arrived instead (reported to the error callback).
- * Rebalance, error and log callbacks run in here.
+ * Rebalance, error and log callbacks run in here. After KAFKA_WAKE_AFTER_MS
+ * on an empty queue the fetchers are woken, once until the next message.
  */
 int
 KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
@@ -383,7 +480,18 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 	char	   *payload;
 	char	   *key = NULL;
 
-	rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+	if (kc->woken || timeout_ms <= KAFKA_WAKE_AFTER_MS)
+		rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+	else
+	{
+		rkm = rd_kafka_consumer_poll(kc->rk, KAFKA_WAKE_AFTER_MS);
+		if (rkm == NULL)
+		{
+			KafkaWakeFetchers(kc);
+			kc->woken = true;
+			rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms - KAFKA_WAKE_AFTER_MS);
+		}
+	}
 	if (rkm == NULL)
 		return 0;
 
@@ -402,6 +510,8 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 		kc->callbacks.error(kc->callbacks.arg, text);
 		return -1;
 	}
+
+	kc->woken = false;
 
 	/* copy, then let librdkafka have its buffer back at once */
 	payload = palloc_extended(rkm->len + 1, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);
@@ -577,6 +687,65 @@ KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
 }
 
 /*
+ * Serves the log lines still queued on a closed consumer's queue (where
+ * log.queue and rd_kafka_poll_set_consumer route them), so what librdkafka
+ * said while closing, such as the LeaveGroup answer, reaches the server log
+ * before the handle is destroyed; anything else queued there (prefetched
+ * messages) is dropped, as nothing of it was landed or stored.
+ */
+static void
+KafkaDrainLogLines(rd_kafka_t *rk)
+{
+	rd_kafka_queue_t *consumer_queue = rd_kafka_queue_get_consumer(rk);
+	rd_kafka_event_t *ev;
+	int			budget = 100000;
+
+	if (consumer_queue == NULL)
+		return;
+	while (budget-- > 0 && (ev = rd_kafka_queue_poll(consumer_queue, 0)) != NULL)
+	{
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
+			KafkaLogEvent(rk, ev);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(consumer_queue);
+}
+
+/*
+ * The high watermark of a partition asked of its leader, -1 when it does
+ * not answer within timeout_ms. Serves no callback.
+ */
+int64
+KafkaConsumerQueryHighWatermark(KafkaConsumer *kc, int32 partition, int timeout_ms)
+{
+	int64_t		low = -1;
+	int64_t		high = -1;
+
+	if (rd_kafka_query_watermark_offsets(kc->rk, kc->topic, partition, &low, &high,
+										 timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return high;
+}
+
+/*
+ * Whether a broker answers a metadata request within timeout_ms. librdkafka
+ * reports that every broker went down but not that one came back, so a
+ * worker that saw them go down asks now and then while it has nothing to
+ * consume. Serves no callback.
+ */
+bool
+KafkaConsumerProbe(KafkaConsumer *kc, int timeout_ms)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_metadata(kc->rk, 0, NULL, &md, timeout_ms);
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/*
  * Leaves the consumer group (so the partitions move at once, not after the
  * session timeout) and destroys the handle, waiting at most timeout_ms for
  * the group to acknowledge. Safe to call from a shmem-exit callback.
@@ -607,14 +776,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
-			{
-				const char *fac;
-				const char *text;
-				int			level;
-
-				rd_kafka_event_log(ev, &fac, &text, &level);
-				KafkaLog(kc->rk, level, fac, text);
-			}
+				KafkaLogEvent(kc->rk, ev);
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
 				KafkaApplyRebalance(kc, rd_kafka_event_error(ev),
 									rd_kafka_event_topic_partition_list(ev));
@@ -622,6 +784,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 		}
 	}
 	rd_kafka_queue_destroy(queue);
+	KafkaDrainLogLines(kc->rk);
 	rd_kafka_destroy_flags(kc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	kc->rk = NULL;
 }
@@ -643,20 +806,11 @@ KafkaQueryOffsets(const char *brokers, const char *topic,
 	rd_kafka_topic_t *rkt;
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	char		errbuf[512];
 	int			n = 0;
 	int			i;
 
-	conf = KafkaBuildConf(brokers, settings, nsettings);
-	rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, errbuf, sizeof(errbuf));
-	if (rk == NULL)
-	{
-		rd_kafka_conf_destroy(conf);
-		ereport(ERROR,
-				(errcode(ERRCODE_CAMPERSO_KAFKA),
-				 errmsg("could not create Kafka client"),
-				 errdetail("librdkafka: %s", errbuf)));
-	}
+	conf = KafkaBuildConf(KafkaDefaults, lengthof(KafkaDefaults), brokers, settings, nsettings);
+	rk = KafkaNewHandle(RD_KAFKA_CONSUMER, conf, "client");
 
 	rkt = rd_kafka_topic_new(rk, topic, NULL);
 	err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
@@ -701,4 +855,205 @@ KafkaQueryOffsets(const char *brokers, const char *topic,
 				 errdetail("librdkafka: %s", rd_kafka_err2str(err)),
 				 errhint("Check that the brokers \"%s\" are reachable and the topic exists.", brokers)));
 	return n;
+}
+
+/* ---------------------------------------------------------------------------
+ * Producer (the dead-letter queue of a source worker, dlq.c)
+ *
+ * No callbacks at all: delivery reports, errors and log lines are events
+ * on the handle's main queue, which only KafkaProducerServe and
+ * KafkaProducerClose read, on the backend thread. Produce never blocks:
+ * when the bounded local queue is full the message is refused at once.
+ * ---------------------------------------------------------------------------
+ */
+
+/* Longest wait for the reports of purged messages when a producer closes. */
+#define KAFKA_PURGE_MS	200
+
+struct KafkaProducer
+{
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *events;	/* the main queue */
+	char	   *topic;
+};
+
+/*
+ * Producer defaults chosen for camperso, before the caller's settings
+ * (which may override them): a local queue bounded in bytes (librdkafka's
+ * default is 1 GB) and messages, so an unreachable broker costs bounded
+ * memory and a full queue refuses messages instead of blocking; a minute
+ * of retries per message; a little linger, as dead letters need no hurry.
+ * The message bound stays at librdkafka's default: a burst of small dead
+ * letters while the topic is still being created must fit.
+ */
+static const KafkaSetting KafkaProducerDefaults[] = {
+	{"queue.buffering.max.messages", "100000"},
+	{"queue.buffering.max.kbytes", "16384"},
+	{"message.timeout.ms", "60000"},
+	{"linger.ms", "20"},
+	{"acks", "all"},
+	{"socket.nagle.disable", "true"},
+};
+
+/*
+ * Creates a producer of topic. settings (the source's kafka.* options) may
+ * hold consumer properties: librdkafka logs and ignores them. The result
+ * lives in TopMemoryContext; raises on a configuration librdkafka refuses.
+ */
+KafkaProducer *
+KafkaProducerOpen(const char *brokers, const char *topic, const char *client_id,
+				  const KafkaSetting *settings, int nsettings)
+{
+	KafkaProducer *kp;
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+
+	conf = KafkaBuildConf(KafkaProducerDefaults, lengthof(KafkaProducerDefaults),
+						  brokers, settings, nsettings);
+	KafkaConfSet(conf, "client.id", client_id);
+	rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR |
+							 RD_KAFKA_EVENT_LOG);
+
+	rk = KafkaNewHandle(RD_KAFKA_PRODUCER, conf, "producer");
+	kp = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaProducer));
+	kp->topic = MemoryContextStrdup(TopMemoryContext, topic);
+	kp->rk = rk;
+	/* logs go to the main queue too */
+	rd_kafka_set_log_queue(kp->rk, NULL);
+	kp->events = rd_kafka_queue_get_main(kp->rk);
+	return kp;
+}
+
+/*
+ * Queues one message for the producer's topic (payload, key and headers
+ * are copied; key NULL: none). opaque comes back in the delivery report's
+ * error text. Never blocks: returns false with the reason in errbuf when
+ * librdkafka refuses it at once (local queue full, message too large).
+ */
+bool
+KafkaProducerSend(KafkaProducer *kp, const char *payload, int len,
+				  const char *key, int key_len,
+				  const KafkaHeader *headers, int nheaders, int64 opaque,
+				  char *errbuf, size_t errlen)
+{
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(nheaders);
+	rd_kafka_resp_err_t err;
+	int			i;
+
+	for (i = 0; i < nheaders; i++)
+		rd_kafka_header_add(hdrs, headers[i].name, -1,
+							headers[i].value, headers[i].value_len);
+	err = rd_kafka_producev(kp->rk,
+							RD_KAFKA_V_TOPIC(kp->topic),
+							RD_KAFKA_V_VALUE((void *) payload, (size_t) len),
+							RD_KAFKA_V_KEY((void *) key, key ? (size_t) key_len : 0),
+							RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+							RD_KAFKA_V_HEADERS(hdrs),
+							RD_KAFKA_V_OPAQUE((void *) (intptr_t) opaque),
+							RD_KAFKA_V_END);
+	if (err)
+	{
+		/* not taken: the headers are still ours */
+		rd_kafka_headers_destroy(hdrs);
+		snprintf(errbuf, errlen, "%s: %s", rd_kafka_err2name(err), rd_kafka_err2str(err));
+		return false;
+	}
+	return true;
+}
+
+/* Accounts for one event of the producer's queue; destroys it. */
+static void
+KafkaProducerEvent(KafkaProducer *kp, rd_kafka_event_t *ev, KafkaDeliveries *out)
+{
+	const rd_kafka_message_t *rkm;
+	const char *fac;
+	const char *text;
+	int			level;
+	char		line[512];
+
+	switch (rd_kafka_event_type(ev))
+	{
+		case RD_KAFKA_EVENT_DR:
+			while ((rkm = rd_kafka_event_message_next(ev)) != NULL)
+			{
+				if (!rkm->err)
+				{
+					out->delivered++;
+					continue;
+				}
+				out->failed++;
+				out->failed_opaque = (int64) (intptr_t) rkm->_private;
+				/* not rd_kafka_message_errstr: for a producer that is the payload */
+				snprintf(out->delivery_error, sizeof(out->delivery_error), "%s: %s",
+						 rd_kafka_err2name(rkm->err), rd_kafka_err2str(rkm->err));
+			}
+			break;
+		case RD_KAFKA_EVENT_ERROR:
+			out->client_errors++;
+			snprintf(out->client_error, sizeof(out->client_error), "%s: %s",
+					 rd_kafka_err2name(rd_kafka_event_error(ev)),
+					 rd_kafka_event_error_string(ev));
+			break;
+		case RD_KAFKA_EVENT_LOG:
+			rd_kafka_event_log(ev, &fac, &text, &level);
+			snprintf(line, sizeof(line), "%s", text);
+			rd_kafka_event_destroy(ev);
+			KafkaLog(kp->rk, level, fac ? fac : "", line);
+			return;
+		default:
+			break;
+	}
+	rd_kafka_event_destroy(ev);
+}
+
+/*
+ * Serves the producer's events: waits at most timeout_ms for the first,
+ * then takes what is ready (at most a bounded number, so a flood cannot
+ * hold the caller). Adds what happened to *out (which the caller zeroes):
+ * deliveries, failures with the last one's reason and opaque, client-level
+ * errors with the last one's text, and the messages still pending.
+ */
+void
+KafkaProducerServe(KafkaProducer *kp, int timeout_ms, KafkaDeliveries *out)
+{
+	rd_kafka_event_t *ev;
+	int			n = 0;
+
+	if (kp == NULL || kp->rk == NULL)
+		return;
+	while (n++ < 1000 && (ev = rd_kafka_queue_poll(kp->events, n == 1 ? timeout_ms : 0)) != NULL)
+		KafkaProducerEvent(kp, ev, out);
+	out->pending = rd_kafka_outq_len(kp->rk);
+}
+
+/*
+ * Waits at most timeout_ms for the messages in flight to be delivered,
+ * then gives up on the rest (counted failed) and destroys the handle.
+ * Safe to call from a shmem-exit callback.
+ */
+void
+KafkaProducerClose(KafkaProducer *kp, int timeout_ms, KafkaDeliveries *out)
+{
+	TimestampTz deadline;
+	rd_kafka_event_t *ev;
+
+	if (kp == NULL || kp->rk == NULL)
+		return;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	while (rd_kafka_outq_len(kp->rk) > 0 && GetCurrentTimestamp() < deadline)
+		KafkaProducerServe(kp, 50, out);
+	/* what is left fails with __PURGE_QUEUE/__PURGE_INFLIGHT, reported soon */
+	rd_kafka_purge(kp->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), KAFKA_PURGE_MS);
+	while (rd_kafka_outq_len(kp->rk) > 0 && GetCurrentTimestamp() < deadline)
+	{
+		ev = rd_kafka_queue_poll(kp->events, 10);
+		if (ev != NULL)
+			KafkaProducerEvent(kp, ev, out);
+	}
+	out->pending = rd_kafka_outq_len(kp->rk);
+	rd_kafka_queue_destroy(kp->events);
+	kp->events = NULL;
+	rd_kafka_destroy(kp->rk);
+	kp->rk = NULL;
 }

@@ -89,8 +89,16 @@
 #include "security/security.h"
 #include "validate/validate.h"
 
-/* Rows per heap multi-insert, as COPY's MAX_BUFFERED_TUPLES. */
+/*
+ * Rows per heap multi-insert, at most, as COPY's MAX_BUFFERED_TUPLES and
+ * MAX_BUFFERED_BYTES: a flush comes after 1000 rows or after rows of 64 kB
+ * of messages, whichever is first. The byte bound keeps the flushed tuples
+ * in the CPU cache and the slots few: each slot made pins the tuple
+ * descriptor in the resource owner, and typical events fill 64 kB in about
+ * a hundred rows.
+ */
 #define LAND_MAX_BUFFERED	1000
+#define LAND_MAX_BUFFERED_BYTES	65535
 /* Relations (partitions) buffered at once before all are flushed. */
 #define LAND_MAX_BUFFERS	16
 /* Messages decoded before their rows are flushed and the memory reused. */
@@ -140,6 +148,7 @@ typedef struct Inserter
 	LandBuffer *buffers[LAND_MAX_BUFFERS];	/* made when first needed */
 	int			nbuffers;
 	int			nbuffered;
+	int64		nbuffered_bytes;	/* message bytes of the buffered rows */
 	ResultRelInfo *trig_rri;	/* leaf whose triggers were last looked at */
 	bool		trig_fire;		/* must its BEFORE ROW triggers fire? */
 } Inserter;
@@ -186,6 +195,7 @@ LandQuarantine(LandState *ls, int msgidx, const char *rule, const char *field,
 	q->field = field ? pstrdup(field) : NULL;
 	q->reason = reason ? pstrdup(reason) : pstrdup(rule);
 	q->app_id = NULL;
+	q->id = -1;
 	MemoryContextSwitchTo(old);
 }
 
@@ -388,17 +398,24 @@ DecodeMessage(LandState *ls, Inserter *ins, int i, Datum *values, bool *nulls)
 					/*
 					 * Converters (jsonb_in above all) leave garbage behind:
 					 * run them in the row context and keep only the value.
+					 * Those that allocate nothing but their value (text,
+					 * uuid, ...) write it straight into the chunk.
 					 */
-					MemoryContextSwitchTo(ls->rowcxt);
-					ok = CaptureConvert(col, f, &values[c], &nulls[c], &fault);
-					MemoryContextSwitchTo(ls->chunkcxt);
+					if (col->convert_in_place)
+						ok = CaptureConvert(col, f, &values[c], &nulls[c], &fault);
+					else
+					{
+						MemoryContextSwitchTo(ls->rowcxt);
+						ok = CaptureConvert(col, f, &values[c], &nulls[c], &fault);
+						MemoryContextSwitchTo(ls->chunkcxt);
+					}
 					if (!ok)
 					{
 						LandQuarantine(ls, i, fault.rule, fault.field, fault.reason);
 						ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, m, &msg);
 						return false;
 					}
-					if (!nulls[c] && !att->attbyval)
+					if (!nulls[c] && !att->attbyval && !col->convert_in_place)
 						values[c] = datumCopy(values[c], false, att->attlen);
 					continue;
 				}
@@ -647,6 +664,7 @@ InserterFlush(LandState *ls, Inserter *ins)
 	for (b = 0; b < ins->nbuffers; b++)
 		FlushBuffer(ls, ins, ins->buffers[b]);
 	ins->nbuffered = 0;
+	ins->nbuffered_bytes = 0;
 }
 
 /* Flushes and closes everything InserterBegin opened. */
@@ -842,7 +860,9 @@ InserterPut(LandState *ls, Inserter *ins, int msgidx, Datum *values, bool *nulls
 		return;
 	}
 	buf->nused++;
-	if (++ins->nbuffered >= LAND_MAX_BUFFERED)
+	ins->nbuffered_bytes += ls->messages[msgidx].payload_len;
+	if (++ins->nbuffered >= LAND_MAX_BUFFERED ||
+		ins->nbuffered_bytes >= LAND_MAX_BUFFERED_BYTES)
 		InserterFlush(ls, ins);
 }
 
@@ -992,10 +1012,34 @@ LandTuneMalloc(void)
 #endif
 }
 
+/* Copies the batch's quarantine rows, as written, into context for the caller. */
+static void
+LandKeepQuarantine(LandState *ls, MemoryContext context, CaptureLandResult *result)
+{
+	MemoryContext old = MemoryContextSwitchTo(context);
+	int			i;
+
+	result->quarantine = palloc(sizeof(CaptureQuarantined) * ls->nq);
+	for (i = 0; i < ls->nq; i++)
+	{
+		CaptureQuarantineRow *q = &ls->q[i];
+		CaptureQuarantined *k = &result->quarantine[i];
+
+		k->msg = q->msg;
+		k->id = q->id;
+		k->rule = pstrdup(q->rule);
+		k->field = q->field ? pstrdup(q->field) : NULL;
+		k->reason = pstrdup(q->reason ? q->reason : q->rule);
+	}
+	result->nquarantine = ls->nq;
+	MemoryContextSwitchTo(old);
+}
+
 /* See capture.h. */
 void
 CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
-				 int nmessages, CaptureLandResult *result)
+				 int nmessages, CaptureLandResult *result,
+				 MemoryContext keep_context)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	LandState	ls;
@@ -1047,6 +1091,8 @@ CaptureLandBatch(CaptureTarget *target, CaptureRawMessage *messages,
 	result->landed = ls.landed;
 	result->quarantined = ls.nq + ls.skipped;
 	result->deduplicated = ls.deduplicated;
+	if (keep_context != NULL && ls.nq > 0)
+		LandKeepQuarantine(&ls, keep_context, result);
 	for (i = 0; i < nmessages; i++)
 		result->bytes += messages[i].payload_len;
 	if (result->landed + result->quarantined + result->deduplicated != result->messages)

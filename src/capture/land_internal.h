@@ -68,6 +68,8 @@ typedef struct CaptureColumn
 	FmgrInfo	infunc;			/* CK_GENERIC */
 	Oid			ioparam;
 	bool		is_domain;
+	bool		convert_in_place;	/* CaptureConvert allocates only the
+									 * value it returns */
 } CaptureColumn;
 
 struct CaptureTarget
@@ -124,6 +126,7 @@ typedef struct CaptureQuarantineRow
 	const char *field;
 	char	   *reason;
 	char	   *app_id;
+	int64		id;				/* set by CaptureQuarantineInsert */
 } CaptureQuarantineRow;
 
 extern void CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows,

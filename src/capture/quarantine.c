@@ -120,6 +120,7 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 	ResultRelInfo *rri;
 	AttrNumber	attnos[QC_COUNT];
 	AttrNumber	encrypted_attno;
+	AttrNumber	id_attno;
 	ExprState **defaults;
 	TupleTableSlot *slots[QUARANTINE_MAX_BUFFERED];
 	BulkInsertState bistate;
@@ -160,12 +161,23 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 					 errhint("Reinstall the camperso extension.")));
 	}
 
-	/* payloads of a source with pii fields are envelopes (security stage) */
+	/*
+	 * payloads of a source with pii fields are envelopes (security stage);
+	 * the id (an identity default) is handed back for the dead-letter topic
+	 */
 	encrypted_attno = InvalidAttrNumber;
+	id_attno = InvalidAttrNumber;
 	for (i = 0; i < tupdesc->natts; i++)
-		if (!TupleDescAttr(tupdesc, i)->attisdropped &&
-			strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), "payload_encrypted") == 0)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), "payload_encrypted") == 0)
 			encrypted_attno = i + 1;
+		else if (strcmp(NameStr(att->attname), "id") == 0 && att->atttypid == INT8OID)
+			id_attno = i + 1;
+	}
 
 	/* every column the land path does not fill takes its default */
 	defaults = palloc0(tupdesc->natts * sizeof(ExprState *));
@@ -249,6 +261,8 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 		if (q->app_id)
 			SET(QC_APP_ID, PointerGetDatum(cstring_to_text(q->app_id)));
 #undef SET
+		if (id_attno != InvalidAttrNumber && !n[id_attno - 1])
+			q->id = DatumGetInt64(v[id_attno - 1]);
 		ExecStoreVirtualTuple(slot);
 		/* the defaults were computed in per-tuple memory: keep them */
 		ExecMaterializeSlot(slot);

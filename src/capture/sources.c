@@ -310,7 +310,7 @@ static const char *const SourcesKnownOptions[] = {
  * 22023/42703 on the first problem.
  */
 static void
-SourcesCheckOptions(Jsonb *options, Oid target)
+SourcesCheckOptions(Jsonb *options, Oid target, const char *topic)
 {
 	Oid			argtypes[1] = {JSONBOID};
 	Datum		values[1] = {JsonbPGetDatum(options)};
@@ -380,6 +380,11 @@ SourcesCheckOptions(Jsonb *options, Oid target)
 		{
 			SourcesOptionString(key, jtype, value);
 			SourcesCheckTopic("option \"dlq_topic\"", value);
+			if (strcmp(value, topic) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"dlq_topic\" must not be the source's own topic \"%s\"", topic),
+						 errdetail("Quarantined messages copied there would be consumed and quarantined again, forever.")));
 		}
 		else if (strcmp(key, "batch_size") == 0)
 			(void) SourcesOptionInt(key, jtype, value, 1, 1000000);
@@ -503,7 +508,7 @@ camperso_create_source(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (options == NULL)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	SourcesCheckOptions(options, target);
+	SourcesCheckOptions(options, target, topic);
 
 	values[0] = CStringGetTextDatum(name);
 	SourcesCatalogExec("SELECT 1 FROM camperso.sources WHERE name = $1",

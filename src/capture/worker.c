@@ -16,7 +16,9 @@
  *	2. land: CaptureTargetOpen + CaptureLandBatch (land.c), per partition,
  *	   as the source's owner role;
  *	3. commit; then commit the same offsets to Kafka, for lag tools and
- *	   for a consumer of another server taking a partition over.
+ *	   for a consumer of another server taking a partition over, and copy
+ *	   the batch's quarantined messages to the source's dead-letter topic
+ *	   (dlq.c), if it has one.
  * On every assignment the worker starts each partition at its stored
  * offset (or, without one, at the group's Kafka offset, else `start`), so
  * a crash anywhere loses and duplicates nothing.
@@ -26,6 +28,12 @@
  * rolled back, the error is shown in camperso.stat_sources, the worker
  * waits (exponential backoff with jitter, 100 ms up to 30 s), seeks back
  * to the stored offsets and tries again.
+ *
+ * Broker outages are librdkafka's to ride out: it reconnects with its own
+ * exponential backoff and jitter while the worker keeps polling (100 ms
+ * waits, no spinning). When librdkafka reports every broker down the
+ * source shows state disconnected until a message arrives or, when idle,
+ * a metadata probe is answered.
  *
  * Threads and signals: see kafka.c. Rebalance callbacks run inside
  * KafkaConsumerPoll on this thread; the assign callback reads stored
@@ -56,6 +64,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -73,6 +82,10 @@
 #define WORKER_POLL_MS			100
 /* How often an idle worker refreshes high watermarks in the stats. */
 #define WORKER_REFRESH_MS		1000
+/* Longest wait for a broker's answer when probing whether one is back. */
+#define WORKER_PROBE_MS			500
+/* How often a batch waiting for its target's lock tries again. */
+#define WORKER_LOCK_POLL_MS		250
 /* Retry backoff of failed batches. */
 #define WORKER_BACKOFF_MIN_MS	100
 #define WORKER_BACKOFF_MAX_MS	30000
@@ -89,6 +102,7 @@ typedef struct WorkerPartition
 	int64		stored;			/* its next_offset, as this worker last saw it */
 	int64		reset_offset;	/* where reset_offsets() last set it, or -1 */
 	int64		floor;			/* another server's Kafka offset past stored, or -1 */
+	bool		past_end;		/* the log ends before the stored offset: paused */
 	int64		retry_from;		/* where to seek when no stored offset, or -1 */
 	TimestampTz last_produced;	/* Kafka timestamp of its last batched message */
 	SourceStatsEntry *stats;
@@ -109,10 +123,13 @@ typedef struct WorkerSource
 	char	   *group_id;
 	char	   *start;
 	Oid			owner;
+	Oid			target;			/* the target table (fixed: a change restarts us) */
 	int			batch_size;		/* 0: camperso.batch_size */
 	int			batch_ms;		/* 0: camperso.batch_ms */
 	KafkaSetting *settings;
 	int			nsettings;
+	int			nkafka;			/* of which the source's kafka.* options */
+	char	   *dlq_topic;		/* NULL: none */
 } WorkerSource;
 
 static CaptureWorkerArgs worker_args;
@@ -126,6 +143,7 @@ static uint32 resync_generation = 0;
 static bool need_resync = false;
 static bool resync_after_reset = false;
 static int	failures = 0;
+static bool brokers_down = false;	/* librdkafka said all brokers are down */
 static MemoryContext batch_context = NULL;
 static CaptureRawMessage *batch = NULL;
 static int	batch_n = 0;
@@ -133,6 +151,8 @@ static int	batch_cap = 0;
 static SPIPlanPtr fence_update_plan = NULL;
 static SPIPlanPtr fence_insert_plan = NULL;
 static SPIPlanPtr read_offsets_plan = NULL;
+
+static void WorkerRefreshWatermarks(bool ask_brokers);
 
 /* ---------------------------------------------------------------------------
  * Small helpers
@@ -272,6 +292,7 @@ WorkerBackoff(void)
 
 	SourceStatsSetState(source_stats, SOURCE_STATE_BACKOFF, MyProcPid);
 	pgstat_report_activity(STATE_IDLE, "camperso: waiting to retry a failed batch");
+	WorkerRefreshWatermarks(!brokers_down);
 	for (;;)
 	{
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
@@ -472,7 +493,10 @@ WorkerResync(bool after_reset)
 			continue;
 		/* reset_offsets() makes the stored offsets win again */
 		if (after_reset)
+		{
 			p->floor = -1;
+			p->past_end = false;
+		}
 		if (p->has_stored)
 		{
 			seek_parts[nseek] = i;
@@ -543,6 +567,7 @@ WorkerOnAssign(void *arg, int n, const int32 *partitions, int64 *offsets)
 			p->assigned = true;
 			p->retry_from = -1;
 			p->floor = -1;
+			p->past_end = false;
 			if (p->has_stored && committed[i] > p->stored &&
 				WorkerTrustCommit(p, metadata[i]))
 			{
@@ -603,6 +628,7 @@ WorkerOnRevoke(void *arg, int n, const int32 *partitions, int64 *offsets,
 		parts[p].assigned = false;
 		parts[p].retry_from = -1;
 		parts[p].floor = -1;
+		parts[p].past_end = false;
 		SourceStatsSetState(parts[p].stats, SOURCE_STATE_UNASSIGNED, 0);
 	}
 	WorkerBatchDropUnassigned();
@@ -615,10 +641,76 @@ WorkerOnKafkaError(void *arg, const char *text)
 	SourceStatsError(source_stats, text);
 }
 
+/*
+ * Every broker is unreachable: shown as state disconnected until a message
+ * arrives or a probe gets an answer (WorkerBrokersBack). librdkafka keeps
+ * reconnecting meanwhile, with its own exponential backoff and jitter
+ * (reconnect.backoff.ms up to reconnect.backoff.max.ms).
+ */
+static void
+WorkerOnAllBrokersDown(void *arg)
+{
+	if (brokers_down)
+		return;
+	brokers_down = true;
+	SourceStatsSetState(source_stats, SOURCE_STATE_DISCONNECTED, MyProcPid);
+	ereport(LOG,
+			(errmsg("camperso source \"%s\": every Kafka broker is unreachable; waiting for one to come back",
+					source.name)));
+}
+
+/* A broker answered again: back to running (or backoff, if a batch fails). */
+static void
+WorkerBrokersBack(void)
+{
+	if (!brokers_down)
+		return;
+	brokers_down = false;
+	SourceStatsSetState(source_stats, failures > 0 ? SOURCE_STATE_BACKOFF : SOURCE_STATE_RUNNING,
+						MyProcPid);
+	ereport(LOG,
+			(errmsg("camperso source \"%s\": Kafka brokers reachable again", source.name)));
+}
+
 /* ---------------------------------------------------------------------------
  * Batches
  * ---------------------------------------------------------------------------
  */
+
+/*
+ * A message below the partition's position came: normally one prefetched
+ * before a seek, landed already. But when the partition's log now ends
+ * before the stored offset, the topic was deleted and recreated or its log
+ * truncated, and librdkafka, finding the stored offset out of range, went
+ * back to the start of the log: what it reads there was never landed.
+ * Skipping it as landed would lose it silently, and landing from the
+ * stored offset on once the new log reaches it would leave a gap. So the
+ * partition is paused (nothing of it lands) with the error in the stats
+ * until camperso.reset_offsets() says where to go on, or the partition is
+ * reassigned.
+ */
+static void
+WorkerCheckPastEnd(int32 partition, WorkerPartition *p)
+{
+	int64		high;
+	char	   *text;
+
+	if (p->past_end || !p->has_stored)
+		return;
+	high = KafkaConsumerHighWatermark(consumer, partition);
+	if (high < 0 || high >= WorkerPosition(p))
+		return;
+	p->past_end = true;
+	text = psprintf("partition %d ends at offset " INT64_FORMAT ", before its stored offset " INT64_FORMAT
+					": the topic was recreated or truncated; nothing of the partition lands until camperso.reset_offsets() says where to go on",
+					partition, high, WorkerPosition(p));
+	SourceStatsError(source_stats, text);
+	SourceStatsError(p->stats, text);
+	ereport(LOG,
+			(errcode(ERRCODE_CAMPERSO_KAFKA),
+			 errmsg("camperso source \"%s\": %s", source.name, text)));
+	pfree(text);
+}
 
 /*
  * Collects up to batch_size messages, waiting at most batch_ms after the
@@ -662,9 +754,15 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 			continue;
 		}
 
+		WorkerBrokersBack();
 		p = WorkerPart(msg.partition);
-		if (!p->assigned || msg.offset < WorkerPosition(p))
+		if (!p->assigned)
 			continue;
+		if (msg.offset < WorkerPosition(p) || p->past_end)
+		{
+			WorkerCheckPastEnd(msg.partition, p);
+			continue;
+		}
 		msg.received_at = GetCurrentTimestamp();
 		if (batch_n == batch_cap)
 		{
@@ -678,6 +776,38 @@ WorkerCollectBatch(int batch_size, int batch_ms)
 	}
 	MemoryContextSwitchTo(old);
 	return need_resync ? 0 : batch_n;
+}
+
+/*
+ * Takes the target's lock for the batch in the batch's transaction, before
+ * anything else, without queueing behind a conflicting lock (a session
+ * holding SHARE or stronger on the staging table). While the lock is held
+ * elsewhere the batch waits in memory (Kafka's prefetch stays bounded),
+ * the high watermarks in the stats, hence the lag, are kept fresh, and
+ * pg_stat_activity says what the worker waits for. A queued lock request
+ * would leave the stats as they were until the lock came free, and would
+ * queue DDL behind the worker.
+ */
+static void
+WorkerLockTarget(void)
+{
+	bool		waited = false;
+	int			polls = 0;
+
+	while (!ConditionalLockRelationOid(source.target, RowExclusiveLock))
+	{
+		if (!waited)
+			pgstat_report_activity(STATE_RUNNING, "camperso: waiting for a lock on the target table");
+		/* the brokers are asked at most once a second */
+		WorkerRefreshWatermarks(!waited || ++polls % (WORKER_REFRESH_MS / WORKER_LOCK_POLL_MS) == 0);
+		waited = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WORKER_LOCK_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (waited)
+		pgstat_report_activity(STATE_RUNNING, "camperso: landing a batch");
 }
 
 /*
@@ -743,6 +873,7 @@ WorkerLandBatch(void)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "camperso: landing a batch");
+		WorkerLockTarget();
 
 		SPI_connect();
 		for (i = 0; i < ntouched; i++)
@@ -753,7 +884,8 @@ WorkerLandBatch(void)
 		SetUserIdAndSecContext(source.owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		target = CaptureTargetOpen(source.name);
 		for (i = 0; i < ntouched; i++)
-			CaptureLandBatch(target, &sorted[start[i]], start[i + 1] - start[i], &results[i]);
+			CaptureLandBatch(target, &sorted[start[i]], start[i + 1] - start[i], &results[i],
+							 batch_context);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 
 		PopActiveSnapshot();
@@ -817,6 +949,9 @@ WorkerLandBatch(void)
 		p->nbatch = 0;
 	}
 	KafkaConsumerCommit(consumer, ntouched, touched, next_offsets, metadata);
+	/* the quarantine rows are committed: now their dead-letter copies */
+	for (i = 0; i < ntouched; i++)
+		CaptureDlqSend(results[i].quarantine, results[i].nquarantine);
 	if (failures > 0)
 	{
 		failures = 0;
@@ -824,17 +959,28 @@ WorkerLandBatch(void)
 	}
 }
 
-/* Idle: keeps the high watermarks (hence the lag) in the stats fresh. */
+/*
+ * Keeps the high watermarks (hence the lag) in the stats fresh: from what
+ * librdkafka last fetched, or, with ask_brokers, from the partition leaders
+ * (when nothing is being consumed, librdkafka stops fetching once its
+ * prefetch queue is full, and its figures go stale).
+ */
 static void
-WorkerRefreshWatermarks(void)
+WorkerRefreshWatermarks(bool ask_brokers)
 {
 	int			i;
 
 	for (i = 0; i < nparts; i++)
 	{
-		if (parts[i].assigned)
-			SourceStatsSetOffsets(parts[i].stats, -1,
-								  KafkaConsumerHighWatermark(consumer, i));
+		int64		high = -1;
+
+		if (!parts[i].assigned)
+			continue;
+		if (ask_brokers)
+			high = KafkaConsumerQueryHighWatermark(consumer, i, WORKER_PROBE_MS);
+		if (high < 0)
+			high = KafkaConsumerHighWatermark(consumer, i);
+		SourceStatsSetOffsets(parts[i].stats, -1, high);
 	}
 }
 
@@ -866,7 +1012,8 @@ WorkerLoadSource(void)
 							  "coalesce(options->>'group_id', 'camperso.' || name), "
 							  "coalesce(options->>'start', 'earliest'), "
 							  "coalesce((options->>'batch_size')::int, 0), "
-							  "coalesce((options->>'batch_ms')::int, 0) "
+							  "coalesce((options->>'batch_ms')::int, 0), "
+							  "options->>'dlq_topic', target::oid "
 							  "FROM camperso.sources WHERE name = $1 AND enabled",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "camperso: could not read camperso.sources");
@@ -876,6 +1023,7 @@ WorkerLoadSource(void)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *owner;
+		char	   *dlq_topic;
 
 		found = true;
 		tup = SPI_tuptable->vals[0];
@@ -887,6 +1035,9 @@ WorkerLoadSource(void)
 		source.start = MemoryContextStrdup(top, SPI_getvalue(tup, desc, 5));
 		source.batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		source.batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		dlq_topic = SPI_getvalue(tup, desc, 8);
+		source.dlq_topic = dlq_topic ? MemoryContextStrdup(top, dlq_topic) : NULL;
+		source.target = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 		source.owner = get_role_oid(owner, true);
 		if (!OidIsValid(source.owner))
 			ereport(ERROR,
@@ -908,6 +1059,7 @@ WorkerLoadSource(void)
 			source.settings[i].value = MemoryContextStrdup(top, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 			source.nsettings++;
 		}
+		source.nkafka = source.nsettings;
 		if (SPI_execute("SELECT id FROM camperso.capture_instance", true, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "camperso: camperso.capture_instance holds no identity");
@@ -932,6 +1084,8 @@ WorkerOnExit(int code, Datum arg)
 {
 	int			i;
 
+	/* copies in flight get a short while; the quarantine holds them anyway */
+	CaptureDlqClose();
 	if (consumer != NULL)
 	{
 		KafkaConsumer *kc = consumer;
@@ -965,11 +1119,16 @@ WorkerStart(void)
 		callbacks.assign = WorkerOnAssign;
 		callbacks.revoke = WorkerOnRevoke;
 		callbacks.error = WorkerOnKafkaError;
+		callbacks.all_brokers_down = WorkerOnAllBrokersDown;
 		snprintf(client_id, sizeof(client_id), "camperso-%s-%d",
 				 source.name, worker_args.index);
 		consumer = KafkaConsumerOpen(source.brokers, source.topic, source.group_id,
 									 client_id, source.settings, source.nsettings,
 									 &callbacks);
+		/* the dead-letter producer shares the source's kafka.* options */
+		strlcat(client_id, "-dlq", sizeof(client_id));
+		CaptureDlqOpen(source.name, source.brokers, source.topic, source.dlq_topic,
+					   client_id, source.settings, source.nkafka, source_stats);
 	}
 	PG_CATCH();
 	{
@@ -1046,13 +1205,22 @@ CampersoSourceWorkerMain(Datum main_arg)
 		n = WorkerCollectBatch(source.batch_size > 0 ? source.batch_size : camperso_batch_size,
 							   source.batch_ms > 0 ? source.batch_ms : camperso_batch_ms);
 		if (n > 0)
+		{
+			/* the batch's bookkeeping goes with it (not TopMemoryContext) */
+			MemoryContext old = MemoryContextSwitchTo(batch_context);
+
 			WorkerLandBatch();
+			MemoryContextSwitchTo(old);
+		}
 		else if (TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), WORKER_REFRESH_MS))
 		{
-			WorkerRefreshWatermarks();
+			if (brokers_down && KafkaConsumerProbe(consumer, WORKER_PROBE_MS))
+				WorkerBrokersBack();
+			WorkerRefreshWatermarks(false);
 			last_refresh = GetCurrentTimestamp();
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}
+		CaptureDlqServe();
 		MemoryContextReset(batch_context);
 		batch = NULL;
 		batch_n = 0;

@@ -18,6 +18,7 @@ extern int	camperso_max_workers;
 extern int	camperso_batch_size;
 extern int	camperso_batch_ms;
 extern int	camperso_launcher_naptime_ms;
+extern int	camperso_job_lock_timeout_ms;
 extern int	camperso_stat_sources_max;
 
 extern void CoreDefineGucs(bool preloading);

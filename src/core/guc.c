@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "core/core.h"
@@ -21,6 +23,7 @@ int			camperso_max_workers = 8;
 int			camperso_batch_size = 10000;
 int			camperso_batch_ms = 100;
 int			camperso_launcher_naptime_ms = 1000;
+int			camperso_job_lock_timeout_ms = 10000;
 int			camperso_stat_sources_max = 1000;
 
 /* Parameters that size shared memory or the worker pool. */
@@ -88,6 +91,18 @@ CoreDefineGucs(bool preloading)
 							"The launcher is also woken at once by start, stop and drop.",
 							&camperso_launcher_naptime_ms,
 							1000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("camperso.job_lock_timeout",
+							"Longest wait of a periodic job for a lock.",
+							"Jobs run one after another in the launcher: a job waiting for a lock "
+							"would hold up the other jobs and the supervision of the sources. "
+							"A job that waits longer fails and is retried with its backoff. 0 waits "
+							"up to the job's timeout.",
+							&camperso_job_lock_timeout_ms,
+							10000, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -1,13 +1,16 @@
 -- expose/rollups.sql: live rollups of a clickstream model, Druid style.
 --
--- Per model schema, six rollup tables hold the figures dashboards read:
---   rollup_page_{minute,hour}     per bucket, app and page: events, page
---                                 views, unique users
---   rollup_event_{minute,hour}    per bucket, app and event type: events,
---                                 unique users
---   rollup_session_{minute,hour}  per bucket (session start), app and entry
---                                 page: sessions, bounces, events, duration
--- Buckets are UTC minutes and hours of the event time. Unique users are
+-- Per model schema, nine rollup tables hold the figures dashboards read:
+--   rollup_page_{minute,hour,day}     per bucket, app and page: events,
+--                                     page views, unique users
+--   rollup_event_{minute,hour,day}    per bucket, app and event type:
+--                                     events, unique users
+--   rollup_session_{minute,hour,day}  per bucket (session start), app and
+--                                     entry page: sessions, bounces,
+--                                     events, duration
+-- Buckets are UTC minutes, hours and days of the event time: a dashboard
+-- reads the coarsest grain that covers its range, so a day per page is
+-- one row per app and page, not 24 or 1,440 of them. Unique users are
 -- HyperLogLog sketches (the hll extension, log2m 11, about 2% error): a
 -- sketch is a set union, so an hour's users are the union of its minutes'
 -- and a day's the union of its hours', whatever the overlaps; sketches of
@@ -22,7 +25,8 @@
 -- sessions rebuilt) and every erasure (camperso.forget_user) keeps the
 -- rollups equal to an aggregate of the facts; a sketch cannot forget a
 -- user, so the buckets that lost rows have their sketches recomputed, the
--- minutes from the facts of that minute, the hours from their minutes.
+-- minutes from the facts of that minute, the hours from their minutes,
+-- the days from their hours.
 -- Dropping a whole fact partition (retention) fires nothing: rollups keep
 -- the history the raw facts no longer hold, as Druid's do. Rows written
 -- straight into a partition (not through the parent table) bypass them.
@@ -47,7 +51,7 @@ COMMENT ON FUNCTION camperso.hll_schema() IS 'Schema of the hll extension (Hyper
 
 -- ---------------------------------------------------------------------------
 -- The SQL that applies a delta. d is a relation or subquery with the fact
--- columns; add or subtract it at one grain (minute or hour).
+-- columns; add or subtract it at one grain (minute, hour or day).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION camperso._rollup_clicks_sql(s text, h name, grain text, d text, subtract boolean)
 RETURNS text[]
@@ -56,6 +60,7 @@ SET search_path = pg_catalog
 AS $$
 DECLARE
 	step interval := ('1 ' || grain)::interval;
+	finer text := CASE grain WHEN 'hour' THEN 'minute' WHEN 'day' THEN 'hour' END;
 BEGIN
 	IF NOT subtract THEN
 		RETURN ARRAY[
@@ -80,8 +85,8 @@ BEGIN
 				   s, grain, h, d)];
 	END IF;
 	-- Subtract: counts go down; the sketch of each touched bucket is
-	-- recomputed (minutes from the facts, hours from their minutes, which
-	-- the minute statements have fixed first); emptied buckets go.
+	-- recomputed (minutes from the facts, hours from their minutes, days
+	-- from their hours, each finer grain fixed first); emptied buckets go.
 	RETURN ARRAY[
 		format($q$
 			UPDATE %1$I.rollup_page_%2$s r
@@ -98,9 +103,9 @@ BEGIN
 											 WHERE f.event_ts >= x.bucket AND f.event_ts < x.bucket + %3$L::interval
 											   AND f.app_id IS NOT DISTINCT FROM x.app_id AND f.page_sk = x.page_sk)$e$,
 										  s, h, step)
-				ELSE format($e$(SELECT %2$I.hll_union_agg(m.users) FROM %1$I.rollup_page_minute m
+				ELSE format($e$(SELECT %2$I.hll_union_agg(m.users) FROM %1$I.rollup_page_%4$s m
 								 WHERE m.bucket >= x.bucket AND m.bucket < x.bucket + %3$L::interval
-								   AND m.app_id IS NOT DISTINCT FROM x.app_id AND m.page_sk = x.page_sk)$e$, s, h, step)
+								   AND m.app_id IS NOT DISTINCT FROM x.app_id AND m.page_sk = x.page_sk)$e$, s, h, step, finer)
 			END),
 		format($q$
 			UPDATE %1$I.rollup_event_%2$s r
@@ -115,9 +120,9 @@ BEGIN
 											 WHERE f.event_ts >= x.bucket AND f.event_ts < x.bucket + %3$L::interval
 											   AND f.app_id IS NOT DISTINCT FROM x.app_id AND f.event_type = x.event_type)$e$,
 										  s, h, step)
-				ELSE format($e$(SELECT %2$I.hll_union_agg(m.users) FROM %1$I.rollup_event_minute m
+				ELSE format($e$(SELECT %2$I.hll_union_agg(m.users) FROM %1$I.rollup_event_%4$s m
 								 WHERE m.bucket >= x.bucket AND m.bucket < x.bucket + %3$L::interval
-								   AND m.app_id IS NOT DISTINCT FROM x.app_id AND m.event_type = x.event_type)$e$, s, h, step)
+								   AND m.app_id IS NOT DISTINCT FROM x.app_id AND m.event_type = x.event_type)$e$, s, h, step, finer)
 			END),
 		format('DELETE FROM %1$I.rollup_page_%2$s r WHERE r.events <= 0 AND r.bucket IN (SELECT date_trunc(%2$L, d.event_ts, ''UTC'') FROM %3$s d)',
 			   s, grain, d),
@@ -185,10 +190,11 @@ BEGIN
 		RETURN NULL;			-- rollups being dropped
 	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
-		EXECUTE format('TRUNCATE %1$I.rollup_page_minute, %1$I.rollup_page_hour, %1$I.rollup_event_minute, %1$I.rollup_event_hour', s);
+		EXECUTE format('TRUNCATE %1$I.rollup_page_minute, %1$I.rollup_page_hour, %1$I.rollup_page_day,
+						%1$I.rollup_event_minute, %1$I.rollup_event_hour, %1$I.rollup_event_day', s);
 		RETURN NULL;
 	END IF;
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		IF TG_OP IN ('DELETE', 'UPDATE') THEN
 			FOREACH q IN ARRAY camperso._rollup_clicks_sql(s, h, g,
 					CASE TG_OP WHEN 'DELETE' THEN 'camperso_old'
@@ -197,7 +203,7 @@ BEGIN
 			END LOOP;
 		END IF;
 	END LOOP;
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		IF TG_OP IN ('INSERT', 'UPDATE') THEN
 			FOREACH q IN ARRAY camperso._rollup_clicks_sql(s, h, g,
 					CASE TG_OP WHEN 'INSERT' THEN 'camperso_new'
@@ -227,10 +233,10 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	IF TG_OP = 'TRUNCATE' THEN
-		EXECUTE format('TRUNCATE %1$I.rollup_session_minute, %1$I.rollup_session_hour', s);
+		EXECUTE format('TRUNCATE %1$I.rollup_session_minute, %1$I.rollup_session_hour, %1$I.rollup_session_day', s);
 		RETURN NULL;
 	END IF;
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		IF TG_OP IN ('DELETE', 'UPDATE') THEN
 			FOREACH q IN ARRAY camperso._rollup_sessions_sql(s, g,
 					CASE TG_OP WHEN 'DELETE' THEN 'camperso_old'
@@ -286,7 +292,7 @@ BEGIN
 		h := camperso.hll_schema();
 	END IF;
 
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		EXECUTE format($q$
 			CREATE TABLE %1$I.rollup_page_%2$s (
 				bucket		timestamptz NOT NULL,
@@ -353,7 +359,7 @@ BEGIN
 	PERFORM camperso._create_rollup_views(s, h);
 END
 $fn$;
-COMMENT ON FUNCTION camperso.create_rollups(name) IS 'Creates the live rollups of a clickstream model (page, event type and session figures per minute and per hour, unique users as HyperLogLog sketches) and the analyst views over them; kept incrementally by triggers on the facts, so every load and erasure updates them';
+COMMENT ON FUNCTION camperso.create_rollups(name) IS 'Creates the live rollups of a clickstream model (page, event type and session figures per minute, hour and day, unique users as HyperLogLog sketches) and the analyst views over them; kept incrementally by triggers on the facts, so every load and erasure updates them';
 
 -- camperso.rebuild_rollups: empties the rollups and aggregates the facts
 -- again from scratch (a repair; normal operation never needs it).
@@ -375,9 +381,10 @@ BEGIN
 			USING ERRCODE = 'undefined_object', HINT = 'Create them with camperso.create_rollups().';
 	END IF;
 	EXECUTE format('LOCK TABLE %1$I.fact_clicks, %1$I.fact_sessions IN SHARE MODE', s);
-	EXECUTE format('TRUNCATE %1$I.rollup_page_minute, %1$I.rollup_page_hour, %1$I.rollup_event_minute, %1$I.rollup_event_hour,
-					%1$I.rollup_session_minute, %1$I.rollup_session_hour', s);
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	EXECUTE format('TRUNCATE %1$I.rollup_page_minute, %1$I.rollup_page_hour, %1$I.rollup_page_day,
+					%1$I.rollup_event_minute, %1$I.rollup_event_hour, %1$I.rollup_event_day,
+					%1$I.rollup_session_minute, %1$I.rollup_session_hour, %1$I.rollup_session_day', s);
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		FOREACH q IN ARRAY camperso._rollup_clicks_sql(s, h, g, format('%I.fact_clicks', s), false)
 						|| camperso._rollup_sessions_sql(s, g, format('%I.fact_sessions', s), 1) LOOP
 			EXECUTE q;
@@ -406,7 +413,7 @@ BEGIN
 	IF h IS NULL THEN
 		RAISE EXCEPTION 'no rollups in schema "%"', s USING ERRCODE = 'undefined_object';
 	END IF;
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		step := ('1 ' || g)::interval;
 		RETURN QUERY EXECUTE format($q$
 			WITH want AS (
@@ -476,12 +483,14 @@ BEGIN
 							DROP TRIGGER IF EXISTS rollup_update ON %1$I.%2$I; DROP TRIGGER IF EXISTS rollup_truncate ON %1$I.%2$I', s, t);
 		END IF;
 	END LOOP;
-	FOREACH t IN ARRAY ARRAY['app_traffic_minute', 'app_traffic_hour', 'page_traffic_minute', 'page_traffic_hour',
-							 'event_traffic_minute', 'event_traffic_hour'] LOOP
+	FOREACH t IN ARRAY ARRAY['app_traffic_minute', 'app_traffic_hour', 'app_traffic_day',
+							 'page_traffic_minute', 'page_traffic_hour', 'page_traffic_day',
+							 'event_traffic_minute', 'event_traffic_hour', 'event_traffic_day'] LOOP
 		EXECUTE format('DROP VIEW IF EXISTS %I.%I', s, t);
 	END LOOP;
-	FOREACH t IN ARRAY ARRAY['rollup_page_minute', 'rollup_page_hour', 'rollup_event_minute', 'rollup_event_hour',
-							 'rollup_session_minute', 'rollup_session_hour'] LOOP
+	FOREACH t IN ARRAY ARRAY['rollup_page_minute', 'rollup_page_hour', 'rollup_page_day',
+							 'rollup_event_minute', 'rollup_event_hour', 'rollup_event_day',
+							 'rollup_session_minute', 'rollup_session_hour', 'rollup_session_day'] LOOP
 		EXECUTE format('DROP TABLE IF EXISTS %I.%I', s, t);
 	END LOOP;
 END
@@ -499,7 +508,7 @@ DECLARE
 	g text;
 	c record;
 BEGIN
-	FOREACH g IN ARRAY ARRAY['minute', 'hour'] LOOP
+	FOREACH g IN ARRAY ARRAY['minute', 'hour', 'day'] LOOP
 		EXECUTE format($q$
 			CREATE VIEW %1$I.page_traffic_%2$s AS
 			SELECT r.bucket, r.app_id, r.page_sk, p.page_url, p.host, p.path, r.events, r.page_views,

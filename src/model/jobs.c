@@ -14,7 +14,11 @@
  * camperso.runs, since the run the job may have begun was rolled back with
  * it. A success resets the backoff. Each job's command is cancelled after
  * the job's timeout (the statement timeout timer, which the launcher's
- * transactions do not arm by themselves).
+ * transactions do not arm by themselves), and waits for a lock at most
+ * camperso.job_lock_timeout (lock_timeout, local to the job's
+ * transaction, unless the command sets its own): a job stuck behind a
+ * lock would otherwise hold up the launcher, its other jobs and the
+ * supervision of every source, for as long as the job's timeout.
  *
  * The launcher is the only caller; it is not in a transaction when calling
  * and finds none open on return. Jobs run one after the other, so a long
@@ -34,12 +38,14 @@
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
+#include "core/core.h"
 #include "model/model.h"
 
 /* Shortest time between two looks at camperso.jobs. */
@@ -225,6 +231,14 @@ JobsRunOne(ModelJob *job)
 
 			if (!isnull && timeout_ms > 0)
 				enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+			if (camperso_job_lock_timeout_ms > 0)
+			{
+				char		value[32];
+
+				snprintf(value, sizeof(value), "%dms", camperso_job_lock_timeout_ms);
+				(void) set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
+										 GUC_ACTION_LOCAL, true, 0, false);
+			}
 			GetUserIdAndSecContext(&save_userid, &save_sec);
 			SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 			(void) SPI_execute(job->command, false, 0);

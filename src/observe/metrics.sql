@@ -48,10 +48,12 @@ AS $$
 		('camperso_source', 'camperso.metrics_source', 'last_message_timestamp_seconds', 'GAUGE', 'Time of the newest message landed (Unix time)', 40),
 		('camperso_source', 'camperso.metrics_source', 'last_commit_timestamp_seconds', 'GAUGE', 'Time of the latest batch commit (Unix time)', 41),
 
-		('camperso_source_worker', 'camperso.metrics_source_worker', 'source', 'LABEL', 'Source name', 45),
-		('camperso_source_worker', 'camperso.metrics_source_worker', 'enabled', 'GAUGE', '1 when the source is enabled', 46),
-		('camperso_source_worker', 'camperso.metrics_source_worker', 'running', 'GAUGE', '1 when the source''s worker is consuming', 47),
-		('camperso_source_worker', 'camperso.metrics_source_worker', 'errors_total', 'COUNTER', 'Errors counted by the source and its partitions', 48),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'source', 'LABEL', 'Source name', 44),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'enabled', 'GAUGE', '1 when the source is enabled', 45),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'running', 'GAUGE', '1 when the source''s worker is consuming', 46),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'errors_total', 'COUNTER', 'Errors counted by the source and its partitions', 47),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'dlq_produced_total', 'COUNTER', 'Quarantined messages copied to the source''s dead-letter topic', 48),
+		('camperso_source_worker', 'camperso.metrics_source_worker', 'dlq_failed_total', 'COUNTER', 'Copies to the dead-letter topic that failed (the quarantine keeps the message)', 49),
 
 		('camperso_freshness', 'camperso.metrics_freshness', 'kind', 'LABEL', 'relation or source', 50),
 		('camperso_freshness', 'camperso.metrics_freshness', 'name', 'LABEL', 'Qualified relation name or source name', 51),

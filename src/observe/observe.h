@@ -30,7 +30,8 @@ typedef enum SourceState
 	SOURCE_STATE_WAITING,		/* no free worker slot (camperso.max_workers) */
 	SOURCE_STATE_ASSIGNED,		/* partition: owned by a running worker */
 	SOURCE_STATE_UNASSIGNED,	/* partition: owned by no worker of this server */
-	SOURCE_STATE_STALE			/* owner process is gone (found at launcher start) */
+	SOURCE_STATE_STALE,			/* owner process is gone (found at launcher start) */
+	SOURCE_STATE_DISCONNECTED	/* worker running, every broker unreachable */
 } SourceState;
 
 #define SOURCE_STATS_SOURCE_ROW (-1)
@@ -48,6 +49,8 @@ extern void SourceStatsCountBatch(SourceStatsEntry *entry, int64 messages, int64
 								  TimestampTz committed_at);
 extern void SourceStatsRelease(SourceStatsEntry *entry, int pid, SourceState state);
 extern void SourceStatsError(SourceStatsEntry *entry, const char *text);
+extern void SourceStatsCountDlq(SourceStatsEntry *entry, int64 produced, int64 failed);
+extern void SourceStatsDlqError(SourceStatsEntry *entry, const char *text);
 extern uint32 SourceStatsResyncGeneration(SourceStatsEntry *entry);
 extern void SourceStatsRequestResync(const char *source);
 extern void SourceStatsForget(const char *source);

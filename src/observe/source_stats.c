@@ -17,8 +17,9 @@
  *	  worker's hot path (one batch committed) takes no lock at all. A reader
  *	  may see the figures of one entry from slightly different moments; each
  *	  figure on its own is always whole.
- *	- last_error (text) is guarded by the entry's spinlock; it is written
- *	  only when something failed, never on the hot path.
+ *	- last_error and dlq_last_error (texts) are guarded by the entry's
+ *	  spinlock; they are written only when something failed, never on the
+ *	  hot path.
  * Writers keep the entry pointer they acquired for as long as they run.
  * A released entry goes to the back of the reuse order, so a straggling
  * writer of a just-dropped source does not land in a new source's figures.
@@ -73,10 +74,15 @@ struct SourceStatsEntry
 	pg_atomic_uint64 last_message_at;
 	pg_atomic_uint64 last_commit_at;
 	pg_atomic_uint64 last_error_at;
+	/* the dead-letter topic (source rows): copies delivered, failed */
+	pg_atomic_uint64 dlq_produced;
+	pg_atomic_uint64 dlq_failed;
+	pg_atomic_uint64 dlq_last_error_at;
 
-	/* last error text: under mutex */
+	/* error texts: under mutex */
 	slock_t		mutex;
 	char		last_error[STATS_ERROR_LEN];
+	char		dlq_last_error[STATS_ERROR_LEN];
 };
 
 typedef struct SourceStatsShared
@@ -103,6 +109,7 @@ static const char *const SourceStateNames[] = {
 	[SOURCE_STATE_ASSIGNED] = "assigned",
 	[SOURCE_STATE_UNASSIGNED] = "unassigned",
 	[SOURCE_STATE_STALE] = "stale",
+	[SOURCE_STATE_DISCONNECTED] = "disconnected",
 };
 
 static Size
@@ -134,8 +141,12 @@ SourceStatsZeroCounters(SourceStatsEntry *e)
 	pg_atomic_write_u64(&e->last_message_at, STATS_NEVER);
 	pg_atomic_write_u64(&e->last_commit_at, STATS_NEVER);
 	pg_atomic_write_u64(&e->last_error_at, STATS_NEVER);
+	pg_atomic_write_u64(&e->dlq_produced, 0);
+	pg_atomic_write_u64(&e->dlq_failed, 0);
+	pg_atomic_write_u64(&e->dlq_last_error_at, STATS_NEVER);
 	SpinLockAcquire(&e->mutex);
 	e->last_error[0] = '\0';
+	e->dlq_last_error[0] = '\0';
 	SpinLockRelease(&e->mutex);
 }
 
@@ -178,8 +189,12 @@ SourceStatsShmemStartup(void)
 			pg_atomic_init_u64(&e->last_message_at, STATS_NEVER);
 			pg_atomic_init_u64(&e->last_commit_at, STATS_NEVER);
 			pg_atomic_init_u64(&e->last_error_at, STATS_NEVER);
+			pg_atomic_init_u64(&e->dlq_produced, 0);
+			pg_atomic_init_u64(&e->dlq_failed, 0);
+			pg_atomic_init_u64(&e->dlq_last_error_at, STATS_NEVER);
 			SpinLockInit(&e->mutex);
 			e->last_error[0] = '\0';
+			e->dlq_last_error[0] = '\0';
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -344,6 +359,30 @@ SourceStatsError(SourceStatsEntry *entry, const char *text)
 	SpinLockRelease(&entry->mutex);
 }
 
+/* Adds dead-letter copies delivered and failed to a source row; no lock. */
+void
+SourceStatsCountDlq(SourceStatsEntry *entry, int64 produced, int64 failed)
+{
+	if (entry == NULL)
+		return;
+	if (produced > 0)
+		pg_atomic_fetch_add_u64(&entry->dlq_produced, produced);
+	if (failed > 0)
+		pg_atomic_fetch_add_u64(&entry->dlq_failed, failed);
+}
+
+/* Keeps the text of the last dead-letter topic failure (truncated). */
+void
+SourceStatsDlqError(SourceStatsEntry *entry, const char *text)
+{
+	if (entry == NULL)
+		return;
+	pg_atomic_write_u64(&entry->dlq_last_error_at, (uint64) GetCurrentTimestamp());
+	SpinLockAcquire(&entry->mutex);
+	strlcpy(entry->dlq_last_error, text ? text : "", STATS_ERROR_LEN);
+	SpinLockRelease(&entry->mutex);
+}
+
 /* The resync generation of a source row; workers compare it every loop. */
 uint32
 SourceStatsResyncGeneration(SourceStatsEntry *entry)
@@ -451,10 +490,14 @@ typedef struct SourceStatsCopy
 	uint64		last_message_at;
 	uint64		last_commit_at;
 	uint64		last_error_at;
+	uint64		dlq_produced;
+	uint64		dlq_failed;
+	uint64		dlq_last_error_at;
 	char		last_error[STATS_ERROR_LEN];
+	char		dlq_last_error[STATS_ERROR_LEN];
 } SourceStatsCopy;
 
-#define STAT_SOURCES_COLS 17
+#define STAT_SOURCES_COLS 21
 
 PG_FUNCTION_INFO_V1(camperso_stat_sources);
 
@@ -501,8 +544,12 @@ camperso_stat_sources(PG_FUNCTION_ARGS)
 		c->last_message_at = pg_atomic_read_u64(&e->last_message_at);
 		c->last_commit_at = pg_atomic_read_u64(&e->last_commit_at);
 		c->last_error_at = pg_atomic_read_u64(&e->last_error_at);
+		c->dlq_produced = pg_atomic_read_u64(&e->dlq_produced);
+		c->dlq_failed = pg_atomic_read_u64(&e->dlq_failed);
+		c->dlq_last_error_at = pg_atomic_read_u64(&e->dlq_last_error_at);
 		SpinLockAcquire(&e->mutex);
 		memcpy(c->last_error, e->last_error, STATS_ERROR_LEN);
+		memcpy(c->dlq_last_error, e->dlq_last_error, STATS_ERROR_LEN);
 		SpinLockRelease(&e->mutex);
 	}
 	LWLockRelease(SourceStats->lock);
@@ -570,14 +617,35 @@ camperso_stat_sources(PG_FUNCTION_ARGS)
 		TIMESTAMP(c->last_message_at);
 		TIMESTAMP(c->last_commit_at);
 
+#define ERROR_TEXT(v) \
+		do { \
+			if ((v)[0] == '\0') \
+				nulls[col++] = true; \
+			else if (!see_errors) \
+				values[col++] = CStringGetTextDatum("<insufficient privilege>"); \
+			else \
+				values[col++] = CStringGetTextDatum(v); \
+		} while (0)
 		values[col++] = Int64GetDatum((int64) c->errors);
-		if (c->last_error[0] == '\0')
-			nulls[col++] = true;
-		else if (!see_errors)
-			values[col++] = CStringGetTextDatum("<insufficient privilege>");
-		else
-			values[col++] = CStringGetTextDatum(c->last_error);
+		ERROR_TEXT(c->last_error);
 		TIMESTAMP(c->last_error_at);
+
+		/* the dead-letter topic: source rows only */
+		if (is_source_row)
+		{
+			values[col++] = Int64GetDatum((int64) c->dlq_produced);
+			values[col++] = Int64GetDatum((int64) c->dlq_failed);
+			ERROR_TEXT(c->dlq_last_error);
+			TIMESTAMP(c->dlq_last_error_at);
+		}
+		else
+		{
+			nulls[col++] = true;
+			nulls[col++] = true;
+			nulls[col++] = true;
+			nulls[col++] = true;
+		}
+#undef ERROR_TEXT
 #undef TIMESTAMP
 
 		Assert(col == STAT_SOURCES_COLS);

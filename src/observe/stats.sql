@@ -6,7 +6,9 @@ CREATE FUNCTION camperso.stat_sources(
 	OUT messages bigint, OUT bytes bigint, OUT quarantined bigint,
 	OUT deduplicated bigint, OUT batches bigint,
 	OUT last_message_at timestamptz, OUT last_commit_at timestamptz,
-	OUT errors bigint, OUT last_error text, OUT last_error_at timestamptz)
+	OUT errors bigint, OUT last_error text, OUT last_error_at timestamptz,
+	OUT dlq_produced bigint, OUT dlq_failed bigint,
+	OUT dlq_last_error text, OUT dlq_last_error_at timestamptz)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'camperso_stat_sources';
@@ -15,7 +17,7 @@ COMMENT ON FUNCTION camperso.stat_sources() IS 'Reads the shared-memory source s
 CREATE VIEW camperso.stat_sources AS
 	SELECT * FROM camperso.stat_sources();
 COMMENT ON VIEW camperso.stat_sources IS
-'Per source and partition: state, worker pid, committed offset, high watermark, lag, messages, bytes, quarantined, deduplicated, batches, last message and commit times, errors and last error. The row with a NULL partition is the source itself (worker state and errors). Kept in shared memory: survives worker restarts, not server restarts';
+'Per source and partition: state, worker pid, committed offset, high watermark, lag, messages, bytes, quarantined, deduplicated, batches, last message and commit times, errors and last error. The row with a NULL partition is the source itself (worker state and errors, and its dead-letter topic: quarantined messages copied to it, copies that failed, the last failure). Kept in shared memory: survives worker restarts, not server restarts';
 
 CREATE FUNCTION camperso.stat_reset(source text DEFAULT NULL)
 RETURNS void

@@ -18,11 +18,13 @@ CREATE VIEW camperso.metrics_source_worker AS
 	SELECT c.name AS source,
 		   c.enabled::int AS enabled,
 		   (coalesce(max(s.state) FILTER (WHERE s.partition IS NULL), 'stopped') = 'running')::int AS running,
-		   coalesce(sum(s.errors), 0) AS errors_total
+		   coalesce(sum(s.errors), 0) AS errors_total,
+		   coalesce(sum(s.dlq_produced), 0) AS dlq_produced_total,
+		   coalesce(sum(s.dlq_failed), 0) AS dlq_failed_total
 	  FROM camperso.sources c
 	  LEFT JOIN camperso.stat_sources() s ON s.source = c.name
 	 GROUP BY c.name, c.enabled;
-COMMENT ON VIEW camperso.metrics_source_worker IS 'Metric families camperso_source_worker_*: per source, whether it is enabled and its worker running, and the errors counted';
+COMMENT ON VIEW camperso.metrics_source_worker IS 'Metric families camperso_source_worker_*: per source, whether it is enabled and its worker running, the errors counted, and the copies to its dead-letter topic delivered and failed';
 
 GRANT EXECUTE ON FUNCTION camperso.stat_sources() TO pg_monitor;
 REVOKE ALL ON camperso.metrics_source, camperso.metrics_source_worker FROM PUBLIC;

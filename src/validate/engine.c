@@ -644,24 +644,31 @@ CheckRegex(ValidateRule *rule, ValidateValue *v, char *reason)
 		snprintf(reason, VALIDATE_REASON_LEN, "value has no text form to match");
 		return false;
 	}
-	if (v->len + 1 > regex_buf_len)
+	/* the cached DFA decides plain ASCII values (regex_dfa.c) */
+	rc = rule->u.regex.dfa ? ValidateRegexDfaMatch(rule->u.regex.dfa, v->text, v->len) : -1;
+	if (rc >= 0)
+		rc = rc == 1 ? REG_OKAY : REG_NOMATCH;
+	else
 	{
-		int			want = Max(v->len + 1, 256);
+		if (v->len + 1 > regex_buf_len)
+		{
+			int			want = Max(v->len + 1, 256);
 
-		if (regex_buf)
+			if (regex_buf)
+				pfree(regex_buf);
+			regex_buf = MemoryContextAllocHuge(TopMemoryContext, (Size) want * sizeof(pg_wchar));
+			regex_buf_len = want;
+		}
+		wlen = pg_mb2wchar_with_len(v->text, regex_buf, v->len);
+		rc = pg_regexec(rule->u.regex.re, regex_buf, wlen, 0, NULL, 0, NULL, 0);
+
+		/* Do not keep a huge buffer after a huge value. */
+		if (regex_buf_len > 1024 * 1024)
+		{
 			pfree(regex_buf);
-		regex_buf = MemoryContextAllocHuge(TopMemoryContext, (Size) want * sizeof(pg_wchar));
-		regex_buf_len = want;
-	}
-	wlen = pg_mb2wchar_with_len(v->text, regex_buf, v->len);
-	rc = pg_regexec(rule->u.regex.re, regex_buf, wlen, 0, NULL, 0, NULL, 0);
-
-	/* Do not keep a huge buffer after a huge value. */
-	if (regex_buf_len > 1024 * 1024)
-	{
-		pfree(regex_buf);
-		regex_buf = NULL;
-		regex_buf_len = 0;
+			regex_buf = NULL;
+			regex_buf_len = 0;
+		}
 	}
 	if (rc == REG_OKAY)
 		return true;
@@ -820,6 +827,25 @@ CheckTime(ValidateRule *rule, ValidateValue *v, TimestampTz *now, char *reason)
 	return true;
 }
 
+/* The failure of a key seen at seen_at within rule's window. */
+static void
+DuplicateFailure(ValidateRuleset *rs, ValidateRule *rule, TimestampTz seen_at,
+				 ValidateFailure *failure)
+{
+	Interval	window;
+	char		seen[MAXDATELEN + 1];
+
+	failure->rule = rule->name;
+	failure->field = rs->fields[rule->field];
+	memset(&window, 0, sizeof(window));
+	window.time = rule->u.usecs;
+	strlcpy(seen, timestamptz_to_str(seen_at), sizeof(seen));
+	snprintf(failure->reason, VALIDATE_REASON_LEN,
+			 "duplicate: key seen at %s, within the window of %s", seen,
+			 DatumGetCString(DirectFunctionCall1(interval_out,
+												 IntervalPGetDatum(&window))));
+}
+
 /*
  * snprintf cuts a reason longer than VALIDATE_REASON_LEN - 1 bytes, maybe
  * inside a character (a long pattern or value); reasons are stored as
@@ -849,6 +875,11 @@ ValidateRun(ValidateRuleset *rs, ValidateValue *values, const bool *skip,
 	bool		failed = false;
 	int			first_unique = -1;
 	int			i;
+
+	/* unique rules come last: start fetching the key's slot now */
+	if (mode == VM_LAND && rs->nrules > 0 && rs->rules[rs->nrules - 1].kind == VR_UNIQUE &&
+		values[rs->rules[rs->nrules - 1].field].present)
+		ValidateDedupePrefetch(rs->rules[rs->nrules - 1].scope, &values[rs->rules[rs->nrules - 1].field]);
 
 	for (i = 0; i < rs->nrules; i++)
 	{
@@ -919,32 +950,44 @@ ValidateRun(ValidateRuleset *rs, ValidateValue *values, const bool *skip,
 	if (first_unique < 0 || failed)
 		return failed ? VALIDATE_INVALID : VALIDATE_VALID;
 
+	if (now == 0)
+		now = GetCurrentTimestamp();
+
 	/*
-	 * Every other rule passed: now the unique keys. All are checked before
-	 * any is recorded, so a message that is a duplicate under one key does
-	 * not consume another.
+	 * Every other rule passed: now the unique keys. With one unique rule
+	 * (the usual case) check and record are one probe.
+	 */
+	if (mode == VM_LAND && first_unique == rs->nrules - 1)
+	{
+		ValidateRule *rule = &rs->rules[first_unique];
+		ValidateValue *v = &values[rule->field];
+		TimestampTz seen_at;
+
+		if (!v->present || (skip != NULL && skip[first_unique]))
+			return VALIDATE_VALID;
+		if (ValidateDedupeSeen(rule->scope, v, rule->u.usecs, true, now, &seen_at))
+		{
+			DuplicateFailure(rs, rule, seen_at, failure);
+			return VALIDATE_DUPLICATE;
+		}
+		return VALIDATE_VALID;
+	}
+
+	/*
+	 * Several: all are checked before any is recorded, so a message that is
+	 * a duplicate under one key does not consume another.
 	 */
 	for (i = first_unique; i < rs->nrules; i++)
 	{
 		ValidateRule *rule = &rs->rules[i];
 		ValidateValue *v = &values[rule->field];
 		TimestampTz seen_at;
-		Interval	window;
-		char		seen[MAXDATELEN + 1];
 
 		if (rule->kind != VR_UNIQUE || !v->present || (skip != NULL && skip[i]))
 			continue;
-		if (ValidateDedupeSeen(rule->scope, v, rule->u.usecs, false, &seen_at))
+		if (ValidateDedupeSeen(rule->scope, v, rule->u.usecs, false, now, &seen_at))
 		{
-			failure->rule = rule->name;
-			failure->field = rs->fields[rule->field];
-			memset(&window, 0, sizeof(window));
-			window.time = rule->u.usecs;
-			strlcpy(seen, timestamptz_to_str(seen_at), sizeof(seen));
-			snprintf(failure->reason, VALIDATE_REASON_LEN,
-					 "duplicate: key seen at %s, within the window of %s", seen,
-					 DatumGetCString(DirectFunctionCall1(interval_out,
-														 IntervalPGetDatum(&window))));
+			DuplicateFailure(rs, rule, seen_at, failure);
 			if (mode != VM_ALL)
 				return VALIDATE_DUPLICATE;
 			report(report_arg, failure);
@@ -962,7 +1005,7 @@ ValidateRun(ValidateRuleset *rs, ValidateValue *values, const bool *skip,
 
 			if (rule->kind != VR_UNIQUE || !v->present || (skip != NULL && skip[i]))
 				continue;
-			(void) ValidateDedupeSeen(rule->scope, v, rule->u.usecs, true, NULL);
+			(void) ValidateDedupeSeen(rule->scope, v, rule->u.usecs, true, now, NULL);
 		}
 	}
 	return VALIDATE_VALID;

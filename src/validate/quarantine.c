@@ -227,7 +227,7 @@ camperso_replay_message(PG_FUNCTION_ARGS)
 	raw.partition = PG_ARGISNULL(3) ? -1 : PG_GETARG_INT32(3);
 	raw.offset = PG_ARGISNULL(4) ? -1 : PG_GETARG_INT64(4);
 	raw.received_at = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
-	CaptureLandBatch(target, &raw, 1, &res);
+	CaptureLandBatch(target, &raw, 1, &res, NULL);
 
 	if (res.landed == 1)
 		return ReplayResult(fcinfo, "landed", NULL, NULL, NULL);

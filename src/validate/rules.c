@@ -399,6 +399,7 @@ CompileRegex(ValidateRule *rule, const char *pattern, int len)
 				 errhint("Patterns use PostgreSQL's regular expression syntax, as the ~ operator does.")));
 	}
 	rule->u.regex.re = re;
+	rule->u.regex.dfa = ValidateRegexDfaCompile(pattern, len, DEFAULT_COLLATION_OID);
 }
 
 /*

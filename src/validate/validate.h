@@ -180,6 +180,7 @@ typedef struct ValidateRule
 		struct
 		{
 			regex_t    *re;		/* malloc'ed by pg_regcomp */
+			struct ValidateRegexDfa *dfa;	/* fast path, NULL if none */
 		}			regex;
 		struct
 		{
@@ -283,12 +284,19 @@ extern bool ValidateParseTimestamp(const char *s, int len, TimestampTz *out);
 extern bool ValidateParseInt64(const char *s, int len, int64 *out);
 extern void ValidateUuidToText(const pg_uuid_t *u, char *buf);
 
+/* regex_dfa.c */
+typedef struct ValidateRegexDfa ValidateRegexDfa;
+extern ValidateRegexDfa *ValidateRegexDfaCompile(const char *pattern, int len, Oid collation);
+extern int	ValidateRegexDfaMatch(ValidateRegexDfa *dfa, const char *s, int len);
+
 /* dedupe.c */
 typedef struct ValidateDedupeScope ValidateDedupeScope;
 extern ValidateDedupeScope *ValidateDedupeGetScope(const char *ruleset, const char *field);
 extern bool ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
-							   int64 window_usecs, bool record, TimestampTz *seen_at);
+							   int64 window_usecs, bool record, TimestampTz now,
+							   TimestampTz *seen_at);
 extern void ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value);
+extern void ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value);
 extern void ValidateDedupeXactCallback(XactEvent event);
 extern void ValidateDedupeSubXactAbort(SubTransactionId subid);
 

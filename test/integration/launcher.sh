@@ -15,7 +15,8 @@ has_new_launcher() {
 	[ -n "$p" ] && [ "$p" != "$1" ]
 }
 
-wait_for 20 "launcher in pg_stat_activity" test -n "$(launcher_pid)"
+has_launcher() { [ -n "$(launcher_pid)" ]; }
+wait_for 20 "launcher in pg_stat_activity" has_launcher
 first=$(launcher_pid)
 assert_eq postgres "$(cluster_psql l -d postgres -c "SELECT datname FROM pg_stat_activity WHERE pid = $first")" \
 	"launcher is connected to camperso.database"

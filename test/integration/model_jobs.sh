@@ -9,7 +9,8 @@ cluster_create j
 cluster_start j
 q() { cluster_psql j -d postgres -c "SET TimeZone = 'UTC'" -c "$1"; }
 launcher() { q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'camperso launcher'"; }
-wait_for 20 "the launcher" test -n "$(launcher)"
+has_launcher() { [ -n "$(launcher)" ]; }
+wait_for 20 "the launcher" has_launcher
 pid=$(launcher)
 
 q "CREATE EXTENSION camperso"

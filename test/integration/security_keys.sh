@@ -64,7 +64,8 @@ plain_key_hex=$(q "SELECT encode(key, 'hex') FROM camperso.keys WHERE version = 
 
 echo "camperso.key_command = '$kms'" >>"$(cluster_dir sk)/data/postgresql.conf"
 q "SELECT pg_reload_conf()" >/dev/null
-wait_for 10 "key_command to be loaded" test "$(q "SHOW camperso.key_command")" = "$kms"
+key_loaded() { [ "$(q "SHOW camperso.key_command")" = "$kms" ]; }
+wait_for 10 "key_command to be loaded" key_loaded
 fp_a=$(q "SELECT camperso.key_fingerprint()")
 [[ $fp_a =~ ^[0-9a-f]{16}$ ]] || fail "fingerprint format: $fp_a"
 

@@ -1016,7 +1016,9 @@ UnescapeValidString(const char *p, char **out, int *outlen)
 	while (*end != '"')
 		end += (*end == '\\') ? 2 : 1;
 	memset(&s, 0, sizeof(s));
-	s.buf = pnstrdup(p, end + 1 - p);
+	/* with the NUL and the padding ScanString reads words from */
+	s.buf = palloc0(end + 1 - p + 1 + SCAN_PADDING);
+	memcpy(s.buf, p, end + 1 - p);
 	s.p = s.buf;
 	if (!ScanString(&s, true, &v, outlen))
 		elog(ERROR, "camperso: validated JSON string failed to decode");

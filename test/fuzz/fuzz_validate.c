@@ -71,14 +71,15 @@ FindKey(ValidateValue *value)
 
 bool
 ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
-				   int64 window_usecs, bool record, TimestampTz *seen_at)
+				   int64 window_usecs, bool record, TimestampTz now,
+				   TimestampTz *seen_at)
 {
 	SeenKey   **k = FindKey(value);
 
 	if (k != NULL)
 	{
 		if (seen_at)
-			*seen_at = GetCurrentTimestamp();
+			*seen_at = now;
 		return true;
 	}
 	if (record)
@@ -90,6 +91,11 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 		seen_keys = key;
 	}
 	return false;
+}
+
+void
+ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value)
+{
 }
 
 void
@@ -164,6 +170,8 @@ AddRegex(int field, const char *pattern)
 	rule->u.regex.re = malloc(sizeof(regex_t));
 	if (pg_regcomp(rule->u.regex.re, wpat, wlen, REG_ADVANCED, DEFAULT_COLLATION_OID) != REG_OKAY)
 		FUZZ_CHECK(false, "pattern %s does not compile", pattern);
+	/* as rules.c: the DFA fast path where the pattern allows it */
+	rule->u.regex.dfa = ValidateRegexDfaCompile(pattern, len, DEFAULT_COLLATION_OID);
 }
 
 static ValidateBound
@@ -281,6 +289,7 @@ BuildRuleset(void)
 		  lengthof(apps), apps);
 	AddRule(F_APP_ID, VR_MAX_LENGTH, "max_length", "20")->u.max_length = 20;
 	AddRegex(F_LABEL, "^[a-z]+(-[a-z]+)*$");
+	FUZZ_CHECK(ruleset->rules[ruleset->nrules - 1].u.regex.dfa != NULL, "label pattern has no DFA");
 	AddRule(F_LABEL, VR_MAX_LENGTH, "max_length", "8")->u.max_length = 8;
 	AddRange(F_HITS, "{\"max\": 10}", (ValidateBound) {0}, IntBound(10, "10"));
 	initStringInfo(&country_list);

@@ -13,10 +13,14 @@
 #   decode     bytes -> the JSON decoder, checked against PostgreSQL's own
 #              JSON parser, UTF-8 verifier and numeric limits
 #   validate   bytes -> decode -> the rules engine over a fixed ruleset
-#   mapping    a mapping path and a message -> path compile and lookup
+#   mapping    a mapping path and a message -> path compile and lookup,
+#              checked against a walk with PostgreSQL's JSON parser
+#   regex      a pattern and values -> the regex rule's DFA fast path,
+#              checked against the regex engine's verdicts
 #
 # Each target links the production translation units it fuzzes
-# (src/capture/decode.c, src/core/message.c, src/validate/engine.c) with
+# (src/capture/decode.c, src/core/message.c, src/validate/engine.c,
+# src/validate/regex_dfa.c) with
 # pg_shim.c, a stand-in for the backend functions they call, against the
 # PostgreSQL 15 server headers; built with clang -fsanitize=fuzzer,address,
 # undefined and -fno-sanitize-recover, so any crash, leak, sanitizer report,
@@ -33,20 +37,30 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${FUZZ_OUT:-$HERE/corpus-run}
-TARGETS=(decode validate mapping)
+TARGETS=(decode validate mapping regex)
 CLANG=${CLANG:-$(command -v clang-14 || command -v clang || true)}
 PG_CONFIG=${PG_CONFIG:-$(ls /usr/lib/postgresql/15/bin/pg_config 2>/dev/null || command -v pg_config)}
 
 # Sources linked into each target, besides its own fuzz_<name>.c.
 declare -A UNITS=(
 	[decode]="src/capture/decode.c src/core/message.c"
-	[validate]="src/capture/decode.c src/core/message.c src/validate/engine.c"
+	[validate]="src/capture/decode.c src/core/message.c src/validate/engine.c src/validate/regex_dfa.c"
 	[mapping]="src/capture/decode.c src/core/message.c"
+	[regex]="src/validate/regex_dfa.c"
 )
 
 die() {
 	echo "fuzz: $*" >&2
 	exit 1
+}
+
+# Waits for every background job; fails if any did.
+wait_all() {
+	local rc=0 pid
+	for pid in $(jobs -p); do
+		wait "$pid" || rc=1
+	done
+	return $rc
 }
 
 build() {
@@ -66,18 +80,31 @@ build() {
 	"$CLANG" $cflags $san -c "$HERE/pg_shim.c" -o "$OUT/obj/pg_shim.o"
 	# shellcheck disable=SC2086
 	"$CLANG" -g -O1 -Wall -Werror $san -c "$HERE/regex_posix.c" -o "$OUT/obj/regex_posix.o"
-	local t
+	# Each production unit is compiled once, instrumented for coverage.
+	local t u objs
+	declare -A done_units=()
 	for t in "${TARGETS[@]}"; do
-		local srcs=() u
 		for u in ${UNITS[$t]}; do
-			srcs+=("$ROOT/$u")
+			[ -n "${done_units[$u]:-}" ] && continue
+			# shellcheck disable=SC2086
+			"$CLANG" $cflags -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+				-c "$ROOT/$u" -o "$OUT/obj/$(echo "$u" | tr / _).o" &
+			done_units[$u]=1
+		done
+	done
+	wait_all || die "compiling the production units failed"
+	for t in "${TARGETS[@]}"; do
+		objs=()
+		for u in ${UNITS[$t]}; do
+			objs+=("$OUT/obj/$(echo "$u" | tr / _).o")
 		done
 		# shellcheck disable=SC2086
 		"$CLANG" $cflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-			-o "$OUT/bin/fuzz_$t" "$HERE/fuzz_$t.c" "${srcs[@]}" \
+			-o "$OUT/bin/fuzz_$t" "$HERE/fuzz_$t.c" "${objs[@]}" \
 			"$OUT/obj/pg_shim.o" "$OUT/obj/regex_posix.o" \
-			"$lib/libpgcommon_shlib.a" "$lib/libpgport_shlib.a" -lm
+			"$lib/libpgcommon_shlib.a" "$lib/libpgport_shlib.a" -lm &
 	done
+	wait_all || die "building the targets failed"
 	echo "fuzz: built ${TARGETS[*]} in $OUT/bin"
 }
 

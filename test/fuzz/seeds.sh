@@ -12,7 +12,7 @@ GEN=$ROOT/tools/camperso-gen
 [ -x "$GEN" ] || { echo "seeds: build tools/camperso-gen first (make)" >&2; exit 1; }
 
 C=$HERE/corpus
-mkdir -p "$C/decode" "$C/validate" "$C/mapping"
+mkdir -p "$C/decode" "$C/validate" "$C/mapping" "$C/regex"
 rm -f "$C"/*/seed-*
 
 # seed TARGET NAME BYTES (printf format: \xNN, \\ and \n are bytes)
@@ -205,4 +205,23 @@ seed mapping unterminated '$."abc'
 seed mapping bad-char '$.a!b'
 seed mapping multibyte-char '$\xc3\xa9'
 seed mapping no-dollar 'a.b'
+# ---- regex: a pattern, then values
+url='https://shop.example.com/products/12?x=1'
+seed regex url "^https?://[^\\s/?#]+([/?#]\\S*)?\$\n$url\nftp://x\nhttps://\nhttps://a b\nhttps://a/b c"
+seed regex url-ere "^https?://[^ /?#]+([/?#][^ ]*)?\$\n$url\nhttp://x/\nhttps:/x"
+seed regex unanchored "ab+c\nxxabbbcyy\nac\nabc"
+seed regex anchored-start "^(ab|cd)*e\nababcde\nabce\ne\nx"
+seed regex anchored-end "[0-9]{2,4}\$\nabc12\n12345\n1"
+seed regex bounds "^a{3}(b{1,2}|c{2,})?d?\$\naaa\naaab\naaabbb\naaacc\naaaccccd\naa"
+seed regex classes "^\\d+\\.\\d*\\s\\w\\W\\D\$\n12.5 a!x\n1. _-y\n.5 a!x"
+seed regex escapes "^\\(\\)\\[\\]\\{\\}\\.\\*\\+\\?\\|\\^\\\$\\\\\\/\$\n()[]{}.*+?|^\$\\/\n()"
+seed regex noncapturing "^(?:x|y(?:z)+)+\$\nxyzzx\nxy\n"
+seed regex dot ".\n\na\n\xc3\xa9"
+seed regex nested-groups "^((((a)b)c)d)+\$\nabcdabcd\nabc"
+seed regex empty-alternative "^(a|)b\$\nb\nab\naab"
+seed regex bracket-edges "^[]a-]+[^]x]\$\n]a-b\n]]x\na"
+seed regex many-states "(a|b)*a(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)\$\nabababababababab\nbbbbbbbbbbbbbbba\naaaaaaabbbbbbb\nbabababbbabababbabaab"
+seed regex non-ascii-value "^a+\$\naaa\na\xc3\xa9a"
+seed regex outside-subset "^(a+?)b\$\naab\n(?=x)"
+seed regex backslash-in-bracket "^[\\d]+\$\n12\n\\d"
 echo "seeds: $(find "$C" -name 'seed-*' | wc -l) seeds in $C"

@@ -66,7 +66,6 @@ DECLARE
 	min_new			timestamptz;
 	max_dur			interval;
 	details			jsonb;
-	d_grown			text;
 BEGIN
 	SELECT * INTO m FROM camperso.models WHERE schema_name = s FOR UPDATE;
 	IF NOT FOUND THEN
@@ -112,12 +111,6 @@ BEGIN
 	USING w_ev.scan_from, w_ev.next_xid, w_ev.loaded_above, future_after, late_before,
 		  m.future_tolerance::text, m.lateness::text;
 	GET DIAGNOSTICS n_events = ROW_COUNT;
-	-- A big batch gets statistics: without them the planner takes the
-	-- scratch table for a few hundred rows (and "reject IS NULL" for rare)
-	-- and sorts and probes where it should hash.
-	IF n_events >= 1000 THEN
-		EXECUTE format('ANALYZE %1$I._load_events', s);
-	END IF;
 
 	EXECUTE format($q$
 		INSERT INTO %1$I._load_users
@@ -251,16 +244,6 @@ BEGIN
 					  FROM (SELECT DISTINCT user_agent AS u FROM %1$I._load_events WHERE reject IS NULL AND user_agent IS NOT NULL) y
 					 WHERE NOT EXISTS (SELECT 1 FROM %1$I.dim_device d WHERE d.user_agent = y.u)) x$q$, s);
 		GET DIAGNOSTICS n_devices = ROW_COUNT;
-		-- Dimensions that just grew by a good part get statistics before the
-		-- facts join them (a first load fills them from nothing).
-		SELECT string_agg(format('%I.%I', s, c.relname), ', ') INTO d_grown
-		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		 WHERE n.nspname = s
-		   AND ((c.relname = 'dim_page' AND n_pages >= 1000 AND n_pages * 10 > greatest(c.reltuples, 0))
-				OR (c.relname = 'dim_device' AND n_devices >= 1000 AND n_devices * 10 > greatest(c.reltuples, 0)));
-		IF d_grown IS NOT NULL THEN
-			EXECUTE 'ANALYZE ' || d_grown;
-		END IF;
 		EXECUTE format($q$
 			SELECT coalesce(sum(camperso._fill_dim_date(%2$L::regclass, d, d)), 0), count(*)
 			  FROM (SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date AS d FROM %1$I._load_events WHERE reject IS NULL) x

@@ -91,6 +91,12 @@ SELECT count(*) AS gaps_or_overlaps FROM (
  WHERE next_from IS NOT NULL AND next_from <> valid_to;
 SELECT count(*) AS keys_without_one_current FROM (
 	SELECT id FROM dim_h GROUP BY id HAVING count(*) FILTER (WHERE is_current AND valid_to = 'infinity') <> 1) x;
+-- A few keys into a plain dimension: read by a query, not a scan of it all
+-- (the query path is the one dim_r took above).
+SELECT FROM pg_temp.batch(5);
+DELETE FROM src WHERE id > 5;
+SELECT pg_temp.merge_logged('dim_h', '64MB') AS hashed_few, pg_temp.merge_logged('dim_s', '64MB') AS also_few;
+SELECT pg_temp.history('dim_s') = pg_temp.history('dim_h') AS same_history;
 -- An earlier batch once more (observations that later ones contradict change
 -- history again): the same outcome whichever strategy.
 SELECT FROM pg_temp.batch(2);

@@ -16,8 +16,9 @@
  *	   way): the source rows go into a hash table of groups by key; a plain
  *	   dimension is then read by one heap scan that hashes each version's
  *	   key and probes a bit filter of the source keys first (most versions
- *	   belong to keys the batch does not name), a dimension under row
- *	   security or partitioned by a semi-join query. Sorted (when a key
+ *	   belong to keys the batch does not name) when the batch names enough
+ *	   keys for a scan to pay; a few keys into a big dimension, or a
+ *	   dimension under row security or partitioned, by a semi-join query. Sorted (when a key
  *	   type has no hash function, or the groups outgrow
  *	   maintenance_work_mem): one query streams versions and source rows
  *	   ordered by key, then time, and each key is replayed as soon as it is
@@ -64,6 +65,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -84,6 +86,8 @@ PG_FUNCTION_INFO_V1(camperso_scd2_merge);
 
 /* Rows of pending updates or inserts sent to the server at once. */
 #define SCD2_FLUSH_ROWS		10000
+/* Pages an index probe of the dimension touches, roughly (Scd2ScanPays). */
+#define SCD2_PAGES_PER_PROBE	4
 /* Rows fetched from the merge stream at once. */
 #define SCD2_FETCH_ROWS		5000
 
@@ -1440,6 +1444,33 @@ Scd2HashScanDim(Scd2Spec *spec, scd2grp_hash *groups, MemoryContext cxt, Size bu
 }
 
 /*
+ * Whether reading the whole dimension beats the semi-join query for
+ * "nkeys" source keys: the scan reads every page once, the query's index
+ * probes (when the planner takes them) touch a few pages a key. So a
+ * batch of a few keys into a big dimension (the model's periodic loads)
+ * goes by query, a batch naming a good share of the members by scan.
+ */
+static bool
+Scd2ScanPays(Scd2Spec *spec, uint64 nkeys)
+{
+	Relation	rel;
+	BlockNumber nblocks;
+
+	if (!spec->scannable)
+		return false;
+	rel = table_open(spec->dim, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	table_close(rel, AccessShareLock);
+	if (nkeys * SCD2_PAGES_PER_PROBE >= (uint64) nblocks)
+	{
+		elog(DEBUG1, "scd2_merge: " UINT64_FORMAT " keys, the dimension read by a scan", nkeys);
+		return true;
+	}
+	elog(DEBUG1, "scd2_merge: " UINT64_FORMAT " keys, the dimension read by a query", nkeys);
+	return false;
+}
+
+/*
  * The hashed strategy (see above). Returns false, having queued nothing,
  * when the affected keys do not fit in maintenance_work_mem.
  */
@@ -1459,7 +1490,7 @@ Scd2RunHashed(Scd2Spec *spec, Scd2Pending *pending, Scd2Counts *counts)
 	int			i;
 
 	if (!Scd2HashRead(spec, Scd2SourceQuery(spec), true, groups, cxt, budget) ||
-		!(spec->scannable ? Scd2HashScanDim(spec, groups, cxt, budget) :
+		!(Scd2ScanPays(spec, groups->members) ? Scd2HashScanDim(spec, groups, cxt, budget) :
 		  Scd2HashRead(spec, Scd2DimQuery(spec), false, groups, cxt, budget)))
 	{
 		MemoryContextDelete(cxt);

@@ -189,6 +189,19 @@ SELECT count(*) AS cs_still_there FROM cs.fact_clicks;
 SELECT camperso.drop_clickstream_model('cs "x"; DROP SCHEMA cs CASCADE; --');
 SELECT count(*) AS hostile_schema_gone FROM pg_namespace WHERE nspname LIKE 'cs "x"%';
 
+-- ---- freshness: a model's relations are watched without registering them;
+-- an SLA set on one applies to it, a new empty one is not yet breached
+SELECT camperso.set_freshness_sla('cs.fact_sessions', '1 second');
+SELECT name, newest_event_at IS NOT NULL AS has_events, last_load_at IS NOT NULL AS loaded,
+	   sla, breached
+  FROM camperso.stat_freshness WHERE kind = 'relation' AND name LIKE 'cs.%' ORDER BY name;
+SELECT camperso.create_clickstream_model('cs_empty', validate => false);
+SELECT name, newest_event_at, breached
+  FROM camperso.stat_freshness WHERE kind = 'relation' AND name LIKE 'cs\_empty.%' ORDER BY name;
+SELECT camperso.drop_clickstream_model('cs_empty');
+SELECT count(*) AS cs_empty_watched FROM camperso.stat_freshness WHERE name LIKE 'cs\_empty.%';
+DELETE FROM camperso.freshness_slas WHERE name = 'cs.fact_sessions';
+
 -- ---- 10. dropping a model removes its tables, job and catalog entries --------
 SELECT camperso.drop_clickstream_model('cs');
 SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'cs') AS schemas,

@@ -78,7 +78,9 @@ wait_for() {
 free_port() {
 	local port
 	for _ in $(seq 1 200); do
-		port=$((20000 + RANDOM % 40000))
+		# below Linux's ephemeral range (32768-60999), where the embedded
+		# Kafka's brokers and every client's outgoing sockets take ports
+		port=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0

@@ -11,7 +11,10 @@ cd "$ROOT"
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 PRIVATE=$ROOT/.tmp_install
 
-if ! make -s PG_CONFIG=$PG_CONFIG "$@" >"$ROOT/.build.log" 2>&1; then
+# One job more than cores: a clean build takes ~10 s on 2 cores instead of
+# ~20 s one file at a time.
+JOBS=$(($(nproc 2>/dev/null || echo 1) + 1))
+if ! make -s -j"$JOBS" PG_CONFIG=$PG_CONFIG "$@" >"$ROOT/.build.log" 2>&1; then
 	cat "$ROOT/.build.log" >&2
 	exit 1
 fi

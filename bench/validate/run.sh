@@ -4,7 +4,7 @@
 #
 # 1,000,000 events (scaled by BENCH_SCALE) from tools/camperso-gen (0.5%
 # exact repeats of recent events, event times moved to end 10 minutes ago),
-# typed into the shape of the model's staging table (clickstream.events);
+# typed into the columns of the model's staging table (clickstream.events);
 # about 1% of them get one violation of the clickstream ruleset each, every
 # rule in turn (a null event_id, user_id, session_id or ts, an unknown
 # event_type, a time a day ahead or 30 days old, a javascript: page_url,
@@ -13,12 +13,17 @@
 # path's business (bench/land). The rows are loaded into the server first
 # (not timed), then, RUNS times each, interleaved, each run in a fresh
 # session with its side's state cleared, timed by psql from the statement
-# to its commit:
-#   none      INSERT ... SELECT into the staging table, no trigger
-#   camperso  the same, BEFORE INSERT trigger camperso.validate_row('clickstream')
-#   plpgsql   the same, the trigger of plpgsql_trigger.sql: the same checks
-#             in PL/pgSQL, failures into camperso.quarantine, event_id
-#             deduplicated within the hour against a table with a unique index
+# to its commit, INSERT ... SELECT into
+#   none           the model's staging table (create_clickstream_model:
+#                  partitioned by arrival day, BRIN), no trigger
+#   camperso       the same, BEFORE INSERT trigger camperso.validate_row('clickstream')
+#   plpgsql        the same, the trigger of plpgsql_trigger.sql: the same
+#                  checks in PL/pgSQL, failures into camperso.quarantine,
+#                  event_id deduplicated within the hour against a table
+#                  with a unique index
+#   heap_none      a plain heap table of the same columns, no trigger
+#   heap_camperso  the same with validate_row('clickstream') (the overhead
+#                  against the cheapest possible load)
 # Both triggers must land the same rows and quarantine the same rows for the
 # same rules (checked). Prints the medians, the C trigger's overhead over no
 # trigger and its speed-up over PL/pgSQL, and appends
@@ -55,17 +60,20 @@ psql_b() { cluster_psql bench_validate -d postgres "$@"; }
 COLS="event_id, user_id, session_id, app_id, event_type, page_url, referrer, user_agent, ip, country, ts, props"
 psql_b >/dev/null <<SQL
 CREATE EXTENSION camperso;
--- the staging table of the model (its columns, as plain tables; no load job)
-SELECT camperso.create_clickstream_model('cs', validate => false);
-UPDATE camperso.jobs SET enabled = false WHERE name = 'load_model:cs';
-CREATE TABLE ev_none (LIKE cs.events INCLUDING DEFAULTS);
-CREATE TABLE ev_camperso (LIKE ev_none INCLUDING ALL);
-CREATE TABLE ev_plpgsql (LIKE ev_none INCLUDING ALL);
-CREATE TRIGGER validate BEFORE INSERT ON ev_camperso
+-- the model's own staging table (partitioned by arrival day, BRIN), one
+-- model per side, their load jobs off; and the same columns as plain heaps
+SELECT camperso.create_clickstream_model(s, validate => false)
+  FROM unnest(ARRAY['sv_none', 'sv_camperso', 'sv_plpgsql']) s;
+UPDATE camperso.jobs SET enabled = false WHERE name LIKE 'load_model:%';
+CREATE TRIGGER validate BEFORE INSERT ON sv_camperso.events
 	FOR EACH ROW EXECUTE FUNCTION camperso.validate_row('clickstream');
 \i $W/plpgsql_trigger.sql
-CREATE TRIGGER validate BEFORE INSERT ON ev_plpgsql
+CREATE TRIGGER validate BEFORE INSERT ON sv_plpgsql.events
 	FOR EACH ROW EXECUTE FUNCTION pl_validate_row();
+CREATE TABLE heap_none (LIKE sv_none.events INCLUDING DEFAULTS);
+CREATE TABLE heap_camperso (LIKE sv_none.events INCLUDING DEFAULTS);
+CREATE TRIGGER validate BEFORE INSERT ON heap_camperso
+	FOR EACH ROW EXECUTE FUNCTION camperso.validate_row('clickstream');
 
 CREATE TABLE lines (n bigserial, doc jsonb);
 COPY lines (doc) FROM '$W/lines.json' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
@@ -88,7 +96,7 @@ UPDATE src SET event_id = CASE WHEN bad = 'event_id' THEN NULL ELSE event_id END
 			   user_id = CASE WHEN bad = 'user_id' THEN NULL ELSE user_id END,
 			   session_id = CASE WHEN bad = 'session_id' THEN NULL ELSE session_id END,
 			   event_type = CASE WHEN bad = 'event_type' THEN 'page-view' ELSE event_type END,
-			   ts = CASE bad WHEN 'ts' THEN NULL WHEN 'ts_future' THEN ts + interval '1 day'
+			   ts = CASE bad WHEN 'ts' THEN NULL WHEN 'ts_future' THEN now() + interval '1 day'
 							 WHEN 'ts_old' THEN ts - interval '30 days' ELSE ts END,
 			   page_url = CASE WHEN bad = 'page_url' THEN 'javascript:alert(document.cookie)' ELSE page_url END,
 			   props = CASE WHEN bad = 'props' THEN '["not", "an", "object"]' ELSE props END
@@ -100,13 +108,18 @@ SQL
 bad=$(psql_b -c "SELECT count(*) FROM src WHERE bad IS NOT NULL")
 note "$N rows, $bad of them breaking a rule"
 
+C_RESET="DELETE FROM camperso.quarantine WHERE ruleset = 'clickstream'; TRUNCATE camperso.dedupe_keys, camperso.validation_counts"
 declare -A RESET=(
-	[none]="TRUNCATE ev_none"
-	[camperso]="TRUNCATE ev_camperso; DELETE FROM camperso.quarantine WHERE ruleset = 'clickstream'; TRUNCATE camperso.dedupe_keys, camperso.validation_counts"
-	[plpgsql]="TRUNCATE ev_plpgsql, pl_dedupe; DELETE FROM camperso.quarantine WHERE ruleset = 'plpgsql'"
+	[heap_none]="TRUNCATE heap_none"
+	[heap_camperso]="TRUNCATE heap_camperso; $C_RESET"
+	[none]="TRUNCATE sv_none.events"
+	[camperso]="TRUNCATE sv_camperso.events; $C_RESET"
+	[plpgsql]="TRUNCATE sv_plpgsql.events, pl_dedupe; DELETE FROM camperso.quarantine WHERE ruleset = 'plpgsql'"
 )
-ORDER=(none camperso plpgsql)
-declare -A TIMES CPU
+declare -A TABLE=([heap_none]=heap_none [heap_camperso]=heap_camperso [none]=sv_none.events
+	[camperso]=sv_camperso.events [plpgsql]=sv_plpgsql.events)
+ORDER=(heap_none heap_camperso none camperso plpgsql)
+declare -A TIMES CPU M C
 for r in $(seq 1 "$RUNS"); do
 	line="run $r:"
 	for w in "${ORDER[@]}"; do
@@ -117,7 +130,7 @@ for r in $(seq 1 "$RUNS"); do
 		# /proc around the statement, steadier when the cores are shared
 		out=$(printf '%s\n' 'SELECT pg_backend_pid() AS pid \gset' '\setenv BACKEND :pid' \
 			"\\! awk '{ print \"cpu\", \$14 + \$15 }' /proc/\$BACKEND/stat" '\timing on' \
-			"INSERT INTO ev_$w ($COLS) SELECT $COLS FROM src;" '\timing off' \
+			"INSERT INTO ${TABLE[$w]} ($COLS) SELECT $COLS FROM src;" '\timing off' \
 			"\\! awk '{ print \"cpu\", \$14 + \$15 }' /proc/\$BACKEND/stat" | psql_b)
 		ms=$(awk '/^Time: / { print $2 }' <<<"$out")
 		cpu=$(awk -v hz="$(getconf CLK_TCK)" '/^cpu / { t[++n] = $2 } END { if (n == 2) print (t[2] - t[1]) * 1000 / hz }' <<<"$out")
@@ -131,8 +144,8 @@ done
 
 # Both triggers did the same: the same rows landed, the same rows
 # quarantined for the same rule and field, every bad row quarantined.
-diff=$(psql_b -c "SELECT (SELECT count(*) FROM (SELECT $COLS FROM ev_camperso EXCEPT ALL SELECT $COLS FROM ev_plpgsql) a)
-						 + (SELECT count(*) FROM (SELECT $COLS FROM ev_plpgsql EXCEPT ALL SELECT $COLS FROM ev_camperso) b)")
+diff=$(psql_b -c "SELECT (SELECT count(*) FROM (SELECT $COLS FROM sv_camperso.events EXCEPT ALL SELECT $COLS FROM sv_plpgsql.events) a)
+						 + (SELECT count(*) FROM (SELECT $COLS FROM sv_plpgsql.events EXCEPT ALL SELECT $COLS FROM sv_camperso.events) b)")
 [ "$diff" = 0 ] || fail "the C and PL/pgSQL triggers landed different rows ($diff differ)"
 qc=$(psql_b -c "SELECT string_agg(rule || '/' || field || ' ' || n, ', ' ORDER BY rule, field)
 				  FROM (SELECT rule, field, count(*) n FROM camperso.quarantine WHERE ruleset = 'clickstream' GROUP BY 1, 2) q")
@@ -141,31 +154,38 @@ qp=$(psql_b -c "SELECT string_agg(rule || '/' || field || ' ' || n, ', ' ORDER B
 [ "$qc" = "$qp" ] || fail "the triggers quarantined differently: camperso [$qc], plpgsql [$qp]"
 nq=$(psql_b -c "SELECT count(*) FROM camperso.quarantine WHERE ruleset = 'clickstream'")
 [ "$nq" = "$bad" ] || fail "camperso quarantined $nq rows, $bad break a rule"
-counts=$(psql_b -c "SELECT received || ' ' || landed || ' ' || quarantined || ' ' || deduplicated FROM camperso.stat_validation")
-landed=$(psql_b -c "SELECT count(*) FROM ev_camperso")
+counts=$(psql_b -c "SELECT string_agg(received || ' ' || landed || ' ' || quarantined || ' ' || deduplicated, ', ') FROM camperso.stat_validation")
+landed=$(psql_b -c "SELECT count(*) FROM sv_camperso.events")
 note "both triggers: $landed landed, $nq quarantined ($qc), $((N - landed - nq)) duplicates; stat_validation: $counts"
 
 over() { awk -v c="$1" -v b="$2" 'BEGIN { printf "%.1f", (c / b - 1) * 100 }'; }
 speed() { awk -v c="$1" -v p="$2" 'BEGIN { printf "%.2f", p / c }'; }
 per_row() { awk -v t="$1" -v b="$2" -v n="$N" 'BEGIN { printf "%.2f", (t - b) * 1000 / n }'; }
-m_none=$(bench_median "${TIMES[none]}")
-m_c=$(bench_median "${TIMES[camperso]}")
-m_pl=$(bench_median "${TIMES[plpgsql]}")
-c_none=$(bench_median "${CPU[none]}")
-c_c=$(bench_median "${CPU[camperso]}")
-c_pl=$(bench_median "${CPU[plpgsql]}")
+for w in "${ORDER[@]}"; do
+	M[$w]=$(bench_median "${TIMES[$w]}")
+	C[$w]=$(bench_median "${CPU[$w]}")
+done
 echo "validate: $N rows, median of $RUNS runs (load average: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores)"
-printf '  %-38s %10s %12s %22s\n' "" "wall ms" "backend CPU" "us/row over none"
-printf '  %-38s %10s %12s\n' "INSERT ... SELECT, no trigger" "$m_none" "$c_none"
-printf '  %-38s %10s %12s %10s %10s\n' "camperso.validate_row('clickstream')" "$m_c" "$c_c" \
-	"$(per_row "$m_c" "$m_none")" "$(per_row "$c_c" "$c_none")"
-printf '  %-38s %10s %12s %10s %10s\n' "PL/pgSQL trigger, same checks" "$m_pl" "$c_pl" \
-	"$(per_row "$m_pl" "$m_none")" "$(per_row "$c_pl" "$c_none")"
-echo "  C trigger overhead over no trigger: +$(over "$m_c" "$m_none")% wall, +$(over "$c_c" "$c_none")% CPU (target <= +25%)"
-echo "  PL/pgSQL / C trigger: $(speed "$m_c" "$m_pl")x wall, $(speed "$c_c" "$c_pl")x CPU (target >= 5x)"
+printf '  %-52s %10s %12s %22s\n' "" "wall ms" "backend CPU" "us/row over no trigger"
+row() { # side, label, baseline side
+	printf '  %-52s %10s %12s' "$2" "${M[$1]}" "${C[$1]}"
+	[ -n "$3" ] && printf ' %10s %10s' "$(per_row "${M[$1]}" "${M[$3]}")" "$(per_row "${C[$1]}" "${C[$3]}")"
+	echo
+}
+row none "model staging table, no trigger" ""
+row camperso "model staging table, camperso.validate_row()" none
+row plpgsql "model staging table, PL/pgSQL trigger" none
+row heap_none "plain heap table, no trigger" ""
+row heap_camperso "plain heap table, camperso.validate_row()" heap_none
+echo "  C trigger overhead over no trigger: +$(over "${M[camperso]}" "${M[none]}")% wall, +$(over "${C[camperso]}" "${C[none]}")% CPU into the model's staging table; +$(over "${M[heap_camperso]}" "${M[heap_none]}")% wall, +$(over "${C[heap_camperso]}" "${C[heap_none]}")% CPU into a plain heap (target <= +25%)"
+echo "  PL/pgSQL / C trigger: $(speed "${M[camperso]}" "${M[plpgsql]}")x wall, $(speed "${C[camperso]}" "${C[plpgsql]}")x CPU (target >= 5x)"
 if [ -n "${BENCH_RESULTS:-}" ]; then
-	echo "validate: C trigger vs no trigger, $N rows (wall ms, overhead)|$m_c|$m_none|+$(over "$m_c" "$m_none")%|<= +25%" >>"$BENCH_RESULTS"
-	echo "validate: C trigger vs no trigger, $N rows (backend CPU ms, overhead)|$c_c|$c_none|+$(over "$c_c" "$c_none")%|<= +25%" >>"$BENCH_RESULTS"
-	echo "validate: C trigger vs PL/pgSQL trigger, $N rows (wall ms)|$m_c|$m_pl|$(speed "$m_c" "$m_pl")x|>= 5x" >>"$BENCH_RESULTS"
-	echo "validate: C trigger vs PL/pgSQL trigger, $N rows (backend CPU ms)|$c_c|$c_pl|$(speed "$c_c" "$c_pl")x|>= 5x" >>"$BENCH_RESULTS"
+	for unit in wall cpu; do
+		[ $unit = wall ] && declare -n V=M || declare -n V=C
+		label=$([ $unit = wall ] && echo "wall ms" || echo "backend CPU ms")
+		echo "validate: C trigger vs no trigger into the model's staging table, $N rows ($label)|${V[camperso]}|${V[none]}|+$(over "${V[camperso]}" "${V[none]}")%|<= +25%" >>"$BENCH_RESULTS"
+		echo "validate: C trigger vs no trigger into a plain heap, $N rows ($label)|${V[heap_camperso]}|${V[heap_none]}|+$(over "${V[heap_camperso]}" "${V[heap_none]}")%|<= +25%" >>"$BENCH_RESULTS"
+		echo "validate: C trigger vs PL/pgSQL trigger, $N rows ($label)|${V[camperso]}|${V[plpgsql]}|$(speed "${V[camperso]}" "${V[plpgsql]}")x|>= 5x" >>"$BENCH_RESULTS"
+		unset -n V
+	done
 fi

@@ -192,6 +192,18 @@ KafkaLog(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 			(errmsg_internal("librdkafka %s: %s", fac, buf)));
 }
 
+/* Writes a log event polled from a queue (event API) to the server log. */
+static void
+KafkaLogEvent(const rd_kafka_t *rk, rd_kafka_event_t *ev)
+{
+	const char *fac;
+	const char *text;
+	int			level;
+
+	rd_kafka_event_log(ev, &fac, &text, &level);
+	KafkaLog(rk, level, fac, text);
+}
+
 /* Client-level errors, served on the backend thread by poll. */
 static void
 KafkaError(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -709,6 +721,31 @@ KafkaConsumerHighWatermark(KafkaConsumer *kc, int32 partition)
 }
 
 /*
+ * Serves the log lines still queued on a closed consumer's queue (where
+ * log.queue and rd_kafka_poll_set_consumer route them), so what librdkafka
+ * said while closing, such as the LeaveGroup answer, reaches the server log
+ * before the handle is destroyed; anything else queued there (prefetched
+ * messages) is dropped, as nothing of it was landed or stored.
+ */
+static void
+KafkaDrainLogLines(rd_kafka_t *rk)
+{
+	rd_kafka_queue_t *consumer_queue = rd_kafka_queue_get_consumer(rk);
+	rd_kafka_event_t *ev;
+	int			budget = 100000;
+
+	if (consumer_queue == NULL)
+		return;
+	while (budget-- > 0 && (ev = rd_kafka_queue_poll(consumer_queue, 0)) != NULL)
+	{
+		if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
+			KafkaLogEvent(rk, ev);
+		rd_kafka_event_destroy(ev);
+	}
+	rd_kafka_queue_destroy(consumer_queue);
+}
+
+/*
  * The high watermark of a partition asked of its leader, -1 when it does
  * not answer within timeout_ms. Serves no callback.
  */
@@ -773,14 +810,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 			if (ev == NULL)
 				continue;
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_LOG)
-			{
-				const char *fac;
-				const char *text;
-				int			level;
-
-				rd_kafka_event_log(ev, &fac, &text, &level);
-				KafkaLog(kc->rk, level, fac, text);
-			}
+				KafkaLogEvent(kc->rk, ev);
 			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
 				KafkaApplyRebalance(kc, rd_kafka_event_error(ev),
 									rd_kafka_event_topic_partition_list(ev));
@@ -788,6 +818,7 @@ KafkaConsumerClose(KafkaConsumer *kc, int timeout_ms)
 		}
 	}
 	rd_kafka_queue_destroy(queue);
+	KafkaDrainLogLines(kc->rk);
 	rd_kafka_destroy_flags(kc->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	kc->rk = NULL;
 }

@@ -123,3 +123,23 @@ AS $$
 				   coalesce(user_agent ~* '(bot|crawler|spider|slurp|bingpreview|facebookexternalhit|curl/|wget/|python-requests|headless)', false) AS bot) x
 $$;
 COMMENT ON FUNCTION camperso.parse_user_agent(text) IS 'Browser, major browser version, operating system and device class (desktop, mobile, tablet, tv, bot, unknown) of a User-Agent string';
+
+-- camperso.model_relations: the relations of every clickstream model whose
+-- freshness observe watches (stat_freshness, alerts), with the column that
+-- holds their event time and when the model was made: an empty relation of
+-- a new model is breached only once its SLA has passed since then.
+CREATE FUNCTION camperso.model_relations(OUT relation text, OUT time_column name, OUT watched_since timestamptz)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('%s.%s', m.schema_name, r.rel), r.col, m.created_at
+	  FROM camperso.models m,
+		   (VALUES ('events', 'ts'::name), ('user_updates', 'updated_at'),
+				   ('fact_clicks', 'event_ts'), ('fact_sessions', 'session_end')) AS r(rel, col)
+	 WHERE to_regclass(format('%I.%I', m.schema_name, r.rel)) IS NOT NULL
+$$;
+COMMENT ON FUNCTION camperso.model_relations() IS 'Relations of the clickstream models watched for freshness: staging events and user_updates, fact_clicks and fact_sessions, with their event-time column and the model''s creation time';
+REVOKE ALL ON FUNCTION camperso.model_relations() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION camperso.model_relations() TO camperso_admin, pg_monitor;

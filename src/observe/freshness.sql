@@ -2,9 +2,9 @@
 -- of every monitored relation and every source is, against its SLA.
 --
 -- Monitored relations are those of camperso.freshness_slas (kind relation)
--- and the relations of the clickstream models (camperso.model_relations(),
--- when the model stage provides it). A relation's newest event is the
--- maximum of its time column; its last load the end of the latest
+-- and the relations of the clickstream models (camperso.model_relations()).
+-- A relation's newest event is the maximum of its time column; its last
+-- load the end of the latest
 -- successful run of camperso.runs that wrote it. A source's newest event
 -- is the arrival of its newest message (shared-memory statistics, or the
 -- time its offsets were last stored when those were reset by a restart).
@@ -44,37 +44,29 @@ COMMENT ON FUNCTION camperso.relation_loads() IS 'Per relation written by a succ
 
 -- camperso.monitored_relations: what stat_freshness watches, with the
 -- column that holds each one's event time.
-CREATE FUNCTION camperso.monitored_relations(OUT relation text, OUT time_column name, OUT sla interval)
+CREATE FUNCTION camperso.monitored_relations(OUT relation text, OUT time_column name, OUT sla interval,
+											  OUT watched_since timestamptz)
 RETURNS SETOF record
-LANGUAGE plpgsql STABLE
+LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	default_sla interval := camperso.observe_setting('freshness_sla')::interval;
-BEGIN
-	IF to_regprocedure('camperso.model_relations()') IS NOT NULL THEN
-		RETURN QUERY EXECUTE $q$
-			SELECT m.relation, coalesce(f.time_column, m.time_column),
-				   CASE WHEN f.name IS NULL THEN $1 ELSE f.sla END
-			  FROM camperso.model_relations() m
-			  LEFT JOIN camperso.freshness_slas f ON f.kind = 'relation' AND f.name = m.relation
-			UNION
-			SELECT f.name, f.time_column, f.sla
-			  FROM camperso.freshness_slas f
-			 WHERE f.kind = 'relation'
-			   AND f.name NOT IN (SELECT m.relation FROM camperso.model_relations() m)
-		$q$ USING default_sla;
-	ELSE
-		RETURN QUERY
-			SELECT f.name, f.time_column, f.sla FROM camperso.freshness_slas f WHERE f.kind = 'relation';
-	END IF;
-END
+	SELECT m.relation, coalesce(f.time_column, m.time_column),
+		   CASE WHEN f.name IS NULL THEN camperso.observe_setting('freshness_sla')::interval ELSE f.sla END,
+		   m.watched_since
+	  FROM camperso.model_relations() m
+	  LEFT JOIN camperso.freshness_slas f ON f.kind = 'relation' AND f.name = m.relation
+	UNION ALL
+	SELECT f.name, f.time_column, f.sla, NULL::timestamptz
+	  FROM camperso.freshness_slas f
+	 WHERE f.kind = 'relation'
+	   AND f.name NOT IN (SELECT m.relation FROM camperso.model_relations() m)
 $$;
 COMMENT ON FUNCTION camperso.monitored_relations() IS 'Relations whose freshness is watched: those of the models and those given an SLA, with their time column and SLA';
 
 CREATE FUNCTION camperso.relation_freshness(OUT relation text, OUT newest_event_at timestamptz,
-											OUT last_load_at timestamptz, OUT sla interval)
+											OUT last_load_at timestamptz, OUT sla interval,
+											OUT watched_since timestamptz)
 RETURNS SETOF record
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
@@ -84,21 +76,24 @@ DECLARE
 	m record;
 BEGIN
 	FOR m IN
-		SELECT r.relation, r.time_column, r.sla, l.last_load_at
+		SELECT r.relation, r.time_column, r.sla, r.watched_since, l.last_load_at
 		  FROM camperso.monitored_relations() r
 		  LEFT JOIN camperso.relation_loads() l ON l.relation = r.relation
 	LOOP
 		relation := m.relation;
 		sla := m.sla;
 		last_load_at := m.last_load_at;
+		watched_since := m.watched_since;
 		newest_event_at := NULL;
 		IF m.time_column IS NOT NULL AND to_regclass(m.relation) IS NOT NULL THEN
 			-- A relation we cannot read (dropped column, no privilege) has
 			-- no newest event rather than breaking the view.
 			BEGIN
-				EXECUTE format('SELECT max(%I)::timestamptz FROM %s', m.time_column, to_regclass(m.relation))
+				-- 'infinity' (a value no lag can be counted from) is not an event
+				EXECUTE format('SELECT (max(%1$I) FILTER (WHERE isfinite(%1$I)))::timestamptz FROM %2$s',
+							   m.time_column, to_regclass(m.relation))
 					INTO newest_event_at;
-			EXCEPTION WHEN undefined_column OR insufficient_privilege OR undefined_table THEN
+			EXCEPTION WHEN undefined_column OR insufficient_privilege OR undefined_table OR undefined_function THEN
 				newest_event_at := NULL;
 			END;
 		END IF;
@@ -111,7 +106,7 @@ COMMENT ON FUNCTION camperso.relation_freshness() IS 'Per monitored relation: ne
 CREATE VIEW camperso.stat_freshness AS
 	WITH rel AS (
 		SELECT 'relation'::text AS kind, f.relation AS name, f.newest_event_at, f.last_load_at, f.sla,
-			   coalesce(f.newest_event_at, f.last_load_at) AS fresh_at, NULL::timestamptz AS watched_since
+			   coalesce(f.newest_event_at, f.last_load_at) AS fresh_at, f.watched_since
 		  FROM camperso.relation_freshness() f
 	), src AS (
 		SELECT 'source'::text AS kind, t.source AS name,
@@ -134,7 +129,8 @@ CREATE VIEW camperso.stat_freshness AS
 			   WHEN a.sla IS NULL THEN false
 			   WHEN a.fresh_at IS NOT NULL THEN now() - a.fresh_at > a.sla
 			   -- nothing ever arrived: breached once the SLA has passed since
-			   -- the object was set up (relations: always, as it is empty)
+			   -- the object was set up (a model's relations: since the model
+			   -- was made; other relations: always, as they are empty)
 			   ELSE coalesce(now() - a.watched_since > a.sla, true)
 		   END AS breached
 	  FROM (SELECT * FROM rel UNION ALL SELECT * FROM src) a;

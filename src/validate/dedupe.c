@@ -41,6 +41,8 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -56,6 +58,7 @@
 
 #define DEDUPE_KEY_BYTES	16
 #define DEDUPE_EXPIRE_EVERY	((int64) 60 * USECS_PER_SEC)
+#define DEDUPE_GROW_FAST_BELOW	(UINT64CONST(1) << 20)	/* slots */
 
 typedef struct DedupeKey
 {
@@ -77,6 +80,64 @@ DedupeKeyHash(DedupeKey k)
 		(uint32) (k.lo >> 17);
 }
 
+/*
+ * The hash set's memory. A set of a million keys spans tens of megabytes
+ * probed at random, one TLB miss per key with 4 kB pages: large sets are
+ * mapped directly and marked for transparent huge pages (a hint the kernel
+ * may ignore). A header before the data says how to free it.
+ */
+#define DEDUPE_MAP_FROM		((Size) 4 * 1024 * 1024)
+#define DEDUPE_HUGE_PAGE	((Size) 2 * 1024 * 1024)
+
+typedef struct DedupeAllocHeader
+{
+	void	   *base;			/* mmap'ed region, NULL when palloc'ed */
+	Size		len;
+} DedupeAllocHeader;
+
+static void *
+DedupeAllocate(MemoryContext cxt, Size size)
+{
+	char	   *base;
+	char	   *data;
+	Size		len;
+
+	if (size < DEDUPE_MAP_FROM)
+	{
+		base = MemoryContextAllocExtended(cxt, size + MAXALIGN(sizeof(DedupeAllocHeader)),
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		data = base + MAXALIGN(sizeof(DedupeAllocHeader));
+		((DedupeAllocHeader *) data)[-1].base = NULL;
+		return data;
+	}
+	len = size + DEDUPE_HUGE_PAGE + sizeof(DedupeAllocHeader);
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed to map %zu bytes for the keys of a unique rule.", len)));
+	/* huge-page aligned, with room for the header below */
+	data = (char *) TYPEALIGN(DEDUPE_HUGE_PAGE, base + sizeof(DedupeAllocHeader));
+#ifdef MADV_HUGEPAGE
+	(void) madvise(data, TYPEALIGN_DOWN(DEDUPE_HUGE_PAGE, size), MADV_HUGEPAGE);
+#endif
+	((DedupeAllocHeader *) data)[-1].base = base;
+	((DedupeAllocHeader *) data)[-1].len = len;
+	return data;
+}
+
+static void
+DedupeFree(void *pointer)
+{
+	DedupeAllocHeader *h = &((DedupeAllocHeader *) pointer)[-1];
+
+	if (h->base == NULL)
+		pfree((char *) pointer - MAXALIGN(sizeof(DedupeAllocHeader)));
+	else
+		munmap(h->base, h->len);
+}
+
 #define SH_PREFIX		dedupe
 #define SH_ELEMENT_TYPE DedupeEntry
 #define SH_KEY_TYPE		DedupeKey
@@ -86,9 +147,22 @@ DedupeKeyHash(DedupeKey k)
 #define SH_SCOPE		static inline
 /* half full at most: short probe runs, little Robin Hood shifting on insert */
 #define SH_FILLFACTOR	(0.5)
+#define SH_USE_NONDEFAULT_ALLOCATOR
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
+
+static void *
+dedupe_allocate(dedupe_hash *tb, Size size)
+{
+	return DedupeAllocate(tb->ctx, size);
+}
+
+static void
+dedupe_free(dedupe_hash *tb, void *pointer)
+{
+	DedupeFree(pointer);
+}
 
 typedef struct PendingKey
 {
@@ -307,6 +381,14 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 		return false;
 	}
 
+	/*
+	 * Grow ahead of simplehash, four times at once while the set is small:
+	 * every growth re-inserts each key at a random place, and a burst of
+	 * new keys (a backlog, a bulk INSERT) would pay that many times over.
+	 */
+	if (scope->set->members + 1 >= scope->set->grow_threshold &&
+		scope->set->size < DEDUPE_GROW_FAST_BELOW)
+		dedupe_grow(scope->set, scope->set->size * 4);
 	e = dedupe_insert(scope->set, key, &found);
 	if (found && e->seen_at >= now - window_usecs)
 	{
@@ -335,6 +417,22 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 		scope->listed = true;
 	}
 	return false;
+}
+
+/*
+ * Asks the CPU for the hash slot of value's key in scope, so that the
+ * cache miss overlaps the caller's other checks of the row; the later
+ * ValidateDedupeSeen finds it loaded. Only a hint: no effect on results.
+ */
+void
+ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value)
+{
+	if (scope->refreshed_lxid == MyProc->lxid && (value->flags & VV_HAVE_UUID))
+	{
+		DedupeKey	key = KeyOf(value);
+
+		__builtin_prefetch(&scope->set->data[DedupeKeyHash(key) & scope->set->sizemask]);
+	}
 }
 
 /*

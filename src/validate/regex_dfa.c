@@ -73,7 +73,9 @@ typedef struct DfaState
 	bool		dead;			/* no NFA state left: nothing can match */
 	bool		stop;			/* the verdict is known here: dead, or
 								 * accepting without an anchored end */
-	int16		next[128];		/* -1: not computed yet */
+	struct DfaState *next[128]; /* NULL: not computed yet; pointers, not
+								 * indexes, keep the per-byte chain of loads
+								 * short */
 } DfaState;
 
 struct ValidateRegexDfa
@@ -585,13 +587,13 @@ StateFor(ValidateRegexDfa *dfa, const uint64 *set, bool accept)
 	for (i = 0; i < DFA_SET_WORDS; i++)
 		st->dead &= set[i] == 0;
 	st->stop = st->dead || (accept && !dfa->anchored_end);
-	memset(st->next, 0xff, sizeof(st->next));
+	memset(st->next, 0, sizeof(st->next));
 	dfa->states[dfa->nstates] = st;
 	return dfa->nstates++;
 }
 
-/* The state after reading c in from, cached; -1 when the cache is full. */
-static int
+/* The state after reading c in from, cached; NULL when the cache is full. */
+static DfaState *
 Step(ValidateRegexDfa *dfa, DfaState *from, int c)
 {
 	uint64		set[DFA_SET_WORDS];
@@ -611,9 +613,10 @@ Step(ValidateRegexDfa *dfa, DfaState *from, int c)
 	if (!dfa->anchored_start)
 		Closure(dfa, dfa->start, set, &accept);
 	to = StateFor(dfa, set, accept);
-	if (to >= 0)
-		from->next[c] = (int16) to;
-	return to;
+	if (to < 0)
+		return NULL;
+	from->next[c] = dfa->states[to];
+	return from->next[c];
 }
 
 /*
@@ -641,14 +644,14 @@ ValidateRegexDfaMatch(ValidateRegexDfa *dfa, const char *s, int len)
 	for (; p < end && !st->stop; p++)
 	{
 		int			c = *p;
-		int			to;
+		DfaState   *to;
 
 		if ((unsigned) (c - 1) >= 127)
 			return -1;			/* NUL or not ASCII */
 		to = st->next[c];
-		if (to < 0 && (to = Step(dfa, st, c)) < 0)
+		if (to == NULL && (to = Step(dfa, st, c)) == NULL)
 			return -1;
-		st = dfa->states[to];
+		st = to;
 	}
 	/*
 	 * An early verdict is right whatever follows: a match of a prefix is a

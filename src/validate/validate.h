@@ -296,6 +296,7 @@ extern bool ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 							   int64 window_usecs, bool record, TimestampTz now,
 							   TimestampTz *seen_at);
 extern void ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value);
+extern void ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value);
 extern void ValidateDedupeXactCallback(XactEvent event);
 extern void ValidateDedupeSubXactAbort(SubTransactionId subid);
 

@@ -10,6 +10,7 @@
 #   make test       the whole suite (installs packages, builds, private cluster)
 #   make demo       the end-to-end pipeline demo
 #   make bench      every benchmark under bench/
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (default 600) each
 
 EXTENSION = camperso
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" camperso.control)
@@ -65,7 +66,7 @@ $(GEN_TOOL): tools/gen.c
 
 all: $(KAFKA_TOOL) $(GEN_TOOL)
 
-.PHONY: test demo demo-stop bench deps
+.PHONY: test demo demo-stop bench deps fuzz
 deps:
 	bash tools/install-deps.sh
 
@@ -80,3 +81,6 @@ demo-stop:
 
 bench:
 	bash bench/run.sh
+
+fuzz:
+	bash test/fuzz/run.sh fuzz

@@ -1059,6 +1059,11 @@ main(int argc, char **argv)
 				{
 					recent_cap[k] = line_len * 2;
 					recent[k] = realloc(recent[k], recent_cap[k]);
+					if (recent[k] == NULL)
+					{
+						fprintf(stderr, "camperso-gen: out of memory\n");
+						return 1;
+					}
 				}
 				memcpy(recent[k], line, line_len);
 				recent_len[k] = line_len;
@@ -1127,5 +1132,7 @@ main(int argc, char **argv)
 	if (stats)
 		fprintf(stderr, "camperso-gen: %" PRIu64 " lines, %" PRIu64 " invalid, %" PRIu64 " duplicates, %" PRIu64 " late\n",
 				nevents, stat_invalid, stat_duplicates, stat_late);
+	for (i = 0; i < RECENT; i++)
+		free(recent[i]);
 	return 0;
 }

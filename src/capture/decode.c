@@ -355,13 +355,16 @@ ScanString(JsonScan *s, bool unescape, char **out, int *outlen)
 }
 
 /*
- * Digits and exponent beyond which numeric_in refuses a number ("value
- * overflows numeric format"): its weight is limited to 131072 digits
- * before the point and its scale to 16383 after. jsonb stores every number
- * as numeric, so a number outside these is out_of_range wherever it is.
+ * Where numeric_in refuses a number ("value overflows numeric format"):
+ * an exponent beyond +-(INT_MAX / 2); a scale as written (fraction digits
+ * minus the exponent) above 16383, even for zero; a nonzero value with
+ * more than 131072 digits before the point, counted from its first
+ * nonzero digit (0.001e131074 fits). jsonb stores every number as
+ * numeric, so a number outside these is out_of_range wherever it is.
  */
 #define NUMERIC_MAX_INT_DIGITS	131072
 #define NUMERIC_MAX_FRAC_DIGITS	16383
+#define NUMERIC_MAX_EXPONENT	(PG_INT32_MAX / 2)
 
 /* Reads a number per RFC 8259; s->p is on '-' or a digit. */
 static bool
@@ -371,6 +374,7 @@ ScanNumber(JsonScan *s)
 	int64		intdigits = 0;
 	int64		fracdigits = 0;
 	int64		exponent = 0;
+	int64		leadzeros = 0;	/* of the fraction, while the value is 0 */
 	bool		nonzero = false;
 
 	if (*p == '-')
@@ -410,6 +414,8 @@ ScanNumber(JsonScan *s)
 		{
 			if (*p != '0')
 				nonzero = true;
+			else if (!nonzero)
+				leadzeros++;
 			p++;
 			fracdigits++;
 		}
@@ -436,9 +442,9 @@ ScanNumber(JsonScan *s)
 			exponent = -exponent;
 	}
 	s->p = p;
-	if (nonzero &&
-		(intdigits + exponent > NUMERIC_MAX_INT_DIGITS ||
-		 fracdigits - exponent > NUMERIC_MAX_FRAC_DIGITS))
+	if (exponent >= NUMERIC_MAX_EXPONENT || exponent <= -NUMERIC_MAX_EXPONENT ||
+		fracdigits - exponent > NUMERIC_MAX_FRAC_DIGITS ||
+		(nonzero && intdigits - leadzeros + exponent > NUMERIC_MAX_INT_DIGITS))
 		return ScanFail(s, "out_of_range", "number out of the range of numeric");
 	return true;
 }
@@ -922,7 +928,9 @@ CaptureJsonPathCompile(const char *path, char **error)
 		}
 		else
 		{
-			*error = psprintf("unexpected character '%c' in path \"%s\"", *p, path);
+			/* the whole character: a lone byte of one is not valid UTF-8 */
+			*error = psprintf("unexpected character '%.*s' in path \"%s\"",
+							  pg_mblen(p), p, path);
 			return NULL;
 		}
 		if (jp->nsteps == 0 && step.key == NULL)
@@ -1008,7 +1016,9 @@ UnescapeValidString(const char *p, char **out, int *outlen)
 	while (*end != '"')
 		end += (*end == '\\') ? 2 : 1;
 	memset(&s, 0, sizeof(s));
-	s.buf = pnstrdup(p, end + 1 - p);
+	/* with the NUL and the padding ScanString reads words from */
+	s.buf = palloc0(end + 1 - p + 1 + SCAN_PADDING);
+	memcpy(s.buf, p, end + 1 - p);
 	s.p = s.buf;
 	if (!ScanString(&s, true, &v, outlen))
 		elog(ERROR, "camperso: validated JSON string failed to decode");

@@ -437,8 +437,12 @@ ValueTs(ValidateValue *v)
 }
 
 /*
- * Whether a JSON number literal fits PostgreSQL's numeric: its decimal
- * weight and scale, read from the literal without converting it.
+ * Whether a JSON number literal fits PostgreSQL's numeric, read from the
+ * literal without converting it, with numeric_in's limits: the exponent
+ * within +-(INT_MAX / 2), the scale as written (fraction digits minus the
+ * exponent) within NUMERIC_MAX_DIGITS_AFTER even for zero, and for a
+ * nonzero value at most NUMERIC_MAX_DIGITS_BEFORE digits before the point,
+ * counted from its first nonzero digit.
  */
 static bool
 NumberFitsNumeric(const char *s, int len)
@@ -447,6 +451,7 @@ NumberFitsNumeric(const char *s, int len)
 	const char *end = s + len;
 	int64		before = 0;
 	int64		after = 0;
+	int64		leadzeros = 0;	/* of the fraction, while the value is 0 */
 	int64		exp = 0;
 	bool		nonzero = false;
 	bool		expneg = false;
@@ -465,7 +470,10 @@ NumberFitsNumeric(const char *s, int len)
 		for (p++; p < end && *p >= '0' && *p <= '9'; p++)
 		{
 			after++;
-			nonzero |= (*p != '0');
+			if (*p != '0')
+				nonzero = true;
+			else if (!nonzero)
+				leadzeros++;
 		}
 	if (p < end && (*p == 'e' || *p == 'E'))
 	{
@@ -474,17 +482,18 @@ NumberFitsNumeric(const char *s, int len)
 			expneg = (*p++ == '-');
 		for (; p < end && *p >= '0' && *p <= '9'; p++)
 		{
-			if (exp > 100000000)
+			if (exp >= PG_INT32_MAX / 2)
 				return false;
 			exp = exp * 10 + (*p - '0');
 		}
 	}
-	if (!nonzero)
-		return true;
+	if (exp >= PG_INT32_MAX / 2)
+		return false;
 	if (expneg)
 		exp = -exp;
-	return before + exp <= NUMERIC_MAX_DIGITS_BEFORE &&
-		after - exp <= NUMERIC_MAX_DIGITS_AFTER;
+	if (after - exp > NUMERIC_MAX_DIGITS_AFTER)
+		return false;
+	return !nonzero || before - leadzeros + exp <= NUMERIC_MAX_DIGITS_BEFORE;
 }
 
 /* ----------------------------------------------------------------------
@@ -700,7 +709,12 @@ CheckIn(ValidateRule *rule, ValidateValue *v, char *reason)
 	snprintf(reason, VALIDATE_REASON_LEN, "value %s is not one of %s",
 			 Excerpt(v, ex, sizeof(ex)), rule->arg_text);
 	if (strlen(reason) == VALIDATE_REASON_LEN - 1)
-		strcpy(reason + VALIDATE_REASON_LEN - 5, "...]");
+	{
+		/* a long list: cut it on a character boundary, say it goes on */
+		int			cut = pg_mbcliplen(reason, VALIDATE_REASON_LEN - 5, VALIDATE_REASON_LEN - 5);
+
+		strcpy(reason + cut, "...]");
+	}
 	return false;
 }
 
@@ -833,6 +847,20 @@ DuplicateFailure(ValidateRuleset *rs, ValidateRule *rule, TimestampTz seen_at,
 }
 
 /*
+ * snprintf cuts a reason longer than VALIDATE_REASON_LEN - 1 bytes, maybe
+ * inside a character (a long pattern or value); reasons are stored as
+ * text, so the cut is moved back to the character's start.
+ */
+static void
+ReasonClip(char *reason)
+{
+	int			len = strlen(reason);
+
+	if (len == VALIDATE_REASON_LEN - 1)
+		reason[pg_mbcliplen(reason, len, len)] = '\0';
+}
+
+/*
  * Runs the rules of rs over values (one per field of rs, in rs->fields
  * order). skip, when not NULL, marks rules the caller knows pass (a type
  * rule on a column of that type). VM_LAND and VM_CHECK stop at the first
@@ -910,6 +938,7 @@ ValidateRun(ValidateRuleset *rs, ValidateValue *values, const bool *skip,
 		}
 		if (ok)
 			continue;
+		ReasonClip(failure->reason);
 		failure->rule = rule->name;
 		failure->field = rs->fields[rule->field];
 		if (mode != VM_ALL)

@@ -5,6 +5,9 @@
 #       (big shared buffers and WAL, wal_level minimal: every side writes
 #       WAL alike), then the extra lines given
 #   bench_median "T1 T2 ..."            the median of the numbers
+#   bench_scaled N [MIN]                N times BENCH_SCALE, at least MIN
+#   bench_workdir NAME                  makes sure the private install is
+#       there and prints a fresh scratch directory for the benchmark
 #   bench_kafka_backlog KAFKA TOPIC FILE N   produces the key<TAB>value lines
 #       of FILE lz4-compressed into TOPIC and fails unless the embedded Kafka
 #       holds all N (it evicts beyond ~5 MiB per partition)
@@ -31,4 +34,16 @@ bench_kafka_backlog() {
 	held=$(kafka_count "$kafka" "$topic")
 	[ "$held" = "$n" ] || fail "the embedded Kafka holds $held of $n messages of $topic: use more partitions"
 	note "the embedded Kafka holds all $n messages of $topic"
+}
+
+bench_scaled() {
+	awk -v n="$1" -v min="${2:-1}" -v s="${BENCH_SCALE:-1.0}" 'BEGIN { n = int(n * s); print (n < min ? min : n) }'
+}
+
+bench_workdir() {
+	local w=$CAMPERSO_TEST_WORK/bench-$1
+	[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$CAMPERSO_ROOT/tools/private-install.sh" >/dev/null
+	mkdir -p "$w"
+	chmod 755 "$w"
+	echo "$w"
 }

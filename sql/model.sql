@@ -177,6 +177,16 @@ SELECT status, rows_in, rows_out, inputs, outputs FROM camperso.runs WHERE job =
 SELECT count(*) AS successful_runs_with_details FROM camperso.runs
  WHERE job = 'load_model:cs' AND status = 'success' AND details ? 'facts_inserted';
 
+-- ---- 8b. a new e-mail is type 1: every version of the user takes its
+-- pseudonym, no version is opened ---------------------------------------------
+SELECT count(*) AS u1_versions_before FROM cs.dim_user WHERE user_id = 'u1';
+INSERT INTO cs.user_updates (user_id, country, plan, email, updated_at)
+VALUES ('u1', 'FR', 'pro', 'u1.new@example.com', '2024-03-12 00:00');
+SELECT k, v FROM pg_temp.load() WHERE k = 'user_updates_read';
+SELECT count(*) AS u1_versions_after, bool_and(email = camperso.pseudonymize('u1.new@example.com')) AS all_new_pseudonym,
+	   bool_and(email !~ '@') AS none_in_clear
+  FROM cs.dim_user WHERE user_id = 'u1';
+
 -- ---- 9. hostile schema names never break the dynamic SQL --------------------
 SELECT camperso.create_clickstream_model('cs "x"; DROP SCHEMA cs CASCADE; --', validate => false);
 INSERT INTO "cs ""x""; DROP SCHEMA cs CASCADE; --".events (event_id, user_id, event_type, page_url, ts)

@@ -53,20 +53,23 @@ COMMENT ON FUNCTION camperso._oldest_write_xact_start() IS 'Internal: start of t
 -- Parsers for dim_page and dim_device. Plain SQL, immutable: a URL or user
 -- agent always maps to the same attributes.
 -- ---------------------------------------------------------------------------
+-- The URL parsers carry no SET clause so that the planner inlines them into
+-- the load's query (a SET clause makes every call a function call of its
+-- own, which costs more than the regular expressions); every function and
+-- operator in them is schema-qualified instead, so no search_path steers
+-- them.
 CREATE FUNCTION camperso.url_host(url text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
 AS $$
-	SELECT lower(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^]/?#]*\]|[^/?#:]*)'))
+	SELECT pg_catalog.lower(pg_catalog."substring"(url, '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^]/?#]*\]|[^/?#:]*)'))
 $$;
 COMMENT ON FUNCTION camperso.url_host(text) IS 'Host of an absolute URL, lower case, without user info or port; NULL when the text is not an absolute URL';
 
 CREATE FUNCTION camperso.url_path(url text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
 AS $$
-	SELECT CASE WHEN url ~ '^[A-Za-z][A-Za-z0-9+.-]*://'
-				THEN coalesce(nullif(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)'), ''), '/')
+	SELECT CASE WHEN url OPERATOR(pg_catalog.~) '^[A-Za-z][A-Za-z0-9+.-]*://'
+				THEN coalesce(pg_catalog."substring"(url, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*(/[^?#]*)'), '/')
 		   END
 $$;
 COMMENT ON FUNCTION camperso.url_path(text) IS 'Path of an absolute URL without query or fragment, "/" when empty; NULL when the text is not an absolute URL';

@@ -66,6 +66,7 @@ DECLARE
 	min_new			timestamptz;
 	max_dur			interval;
 	details			jsonb;
+	d_grown			text;
 BEGIN
 	SELECT * INTO m FROM camperso.models WHERE schema_name = s FOR UPDATE;
 	IF NOT FOUND THEN
@@ -111,6 +112,12 @@ BEGIN
 	USING w_ev.scan_from, w_ev.next_xid, w_ev.loaded_above, future_after, late_before,
 		  m.future_tolerance::text, m.lateness::text;
 	GET DIAGNOSTICS n_events = ROW_COUNT;
+	-- A big batch gets statistics: without them the planner takes the
+	-- scratch table for a few hundred rows (and "reject IS NULL" for rare)
+	-- and sorts and probes where it should hash.
+	IF n_events >= 1000 THEN
+		EXECUTE format('ANALYZE %1$I._load_events', s);
+	END IF;
 
 	EXECUTE format($q$
 		INSERT INTO %1$I._load_users
@@ -244,6 +251,16 @@ BEGIN
 					  FROM (SELECT DISTINCT user_agent AS u FROM %1$I._load_events WHERE reject IS NULL AND user_agent IS NOT NULL) y
 					 WHERE NOT EXISTS (SELECT 1 FROM %1$I.dim_device d WHERE d.user_agent = y.u)) x$q$, s);
 		GET DIAGNOSTICS n_devices = ROW_COUNT;
+		-- Dimensions that just grew by a good part get statistics before the
+		-- facts join them (a first load fills them from nothing).
+		SELECT string_agg(format('%I.%I', s, c.relname), ', ') INTO d_grown
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = s
+		   AND ((c.relname = 'dim_page' AND n_pages >= 1000 AND n_pages * 10 > greatest(c.reltuples, 0))
+				OR (c.relname = 'dim_device' AND n_devices >= 1000 AND n_devices * 10 > greatest(c.reltuples, 0)));
+		IF d_grown IS NOT NULL THEN
+			EXECUTE 'ANALYZE ' || d_grown;
+		END IF;
 		EXECUTE format($q$
 			SELECT coalesce(sum(camperso._fill_dim_date(%2$L::regclass, d, d)), 0), count(*)
 			  FROM (SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date AS d FROM %1$I._load_events WHERE reject IS NULL) x
@@ -304,23 +321,22 @@ BEGIN
 						  FROM elems e
 						WINDOW w AS (PARTITION BY e.user_id ORDER BY e.st, e.entry_event_id
 									 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) x),
+			-- An island's first element in (st, entry_event_id) order, the one
+			-- that opened it (brk = 1), is its entry; its exit is the element
+			-- ending last, the greatest event id on ties.
 			isl AS (
-				SELECT user_id, island, min(st) AS st, max(en) AS en, sum(n)::integer AS n, sum(pv)::integer AS pv
-				  FROM marked GROUP BY user_id, island),
-			entry AS (
-				SELECT DISTINCT ON (m.user_id, m.island) m.user_id, m.island, m.entry_event_id, m.entry_page_sk, m.app_id, m.device_sk
-				  FROM marked m JOIN isl i ON i.user_id = m.user_id AND i.island = m.island AND m.st = i.st
-				 ORDER BY m.user_id, m.island, m.entry_event_id),
-			exit AS (
-				SELECT DISTINCT ON (m.user_id, m.island) m.user_id, m.island, m.exit_event_id, m.exit_page_sk
-				  FROM marked m JOIN isl i ON i.user_id = m.user_id AND i.island = m.island AND m.en = i.en
-				 ORDER BY m.user_id, m.island, m.exit_event_id DESC)
+				SELECT user_id, island, min(st) AS st, max(en) AS en, sum(n)::integer AS n, sum(pv)::integer AS pv,
+					   (array_agg(entry_event_id) FILTER (WHERE brk = 1))[1] AS entry_event_id,
+					   (array_agg(entry_page_sk) FILTER (WHERE brk = 1))[1] AS entry_page_sk,
+					   (array_agg(app_id) FILTER (WHERE brk = 1))[1] AS app_id,
+					   (array_agg(device_sk) FILTER (WHERE brk = 1))[1] AS device_sk,
+					   (array_agg(exit_event_id ORDER BY en DESC, exit_event_id DESC))[1] AS exit_event_id,
+					   (array_agg(exit_page_sk ORDER BY en DESC, exit_event_id DESC))[1] AS exit_page_sk
+				  FROM marked GROUP BY user_id, island)
 			SELECT md5(i.user_id || '|' || (extract(epoch FROM i.st) * 1000000)::bigint::text)::uuid,
-				   i.st, i.en, i.user_id, en.app_id, en.device_sk, en.entry_page_sk, ex.exit_page_sk,
-				   en.entry_event_id, ex.exit_event_id, i.n, i.pv
-			  FROM isl i
-			  JOIN entry en ON en.user_id = i.user_id AND en.island = i.island
-			  JOIN exit ex ON ex.user_id = i.user_id AND ex.island = i.island$q$, s)
+				   i.st, i.en, i.user_id, i.app_id, i.device_sk, i.entry_page_sk, i.exit_page_sk,
+				   i.entry_event_id, i.exit_event_id, i.n, i.pv
+			  FROM isl i$q$, s)
 		USING m.session_timeout, min_new - m.session_timeout - m.max_session_duration;
 
 		EXECUTE format($q$

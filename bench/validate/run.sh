@@ -24,6 +24,9 @@
 #   heap_none      a plain heap table of the same columns, no trigger
 #   heap_camperso  the same with validate_row('clickstream') (the overhead
 #                  against the cheapest possible load)
+#   noop, heap_noop  the staging table and the heap with an empty C row
+#                  trigger (noop_trigger.c, built here): PostgreSQL's own
+#                  per-row trigger cost, the floor under any row trigger
 # Both triggers must land the same rows and quarantine the same rows for the
 # same rules (checked). Prints the medians, the C trigger's overhead over no
 # trigger and its speed-up over PL/pgSQL, and appends
@@ -51,7 +54,10 @@ chmod 755 "$W"
 # span about a day and a half, well inside the ruleset's 7 days of lateness
 "$ROOT/tools/camperso-gen" --events "$N" --seed 5 --invalid-rate 0 --duplicate-rate 0.005 \
 	--apps 4 --start-time $(($(date +%s) - 3 * 86400)) >"$W/lines.json"
-cp "$HERE/plpgsql_trigger.sql" "$W/"
+cp "$HERE/plpgsql_trigger.sql" "$HERE/noop_trigger.c" "$W/"
+printf '%s\n' 'MODULES = noop_trigger' "PG_CONFIG = ${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" \
+	'PGXS := $(shell $(PG_CONFIG) --pgxs)' 'include $(PGXS)' >"$W/Makefile"
+make -s -C "$W" >/dev/null || fail "building noop_trigger.so failed"
 chmod 644 "$W"/*
 
 bench_cluster bench_validate "autovacuum = off" "synchronize_seqscans = off"
@@ -63,7 +69,7 @@ CREATE EXTENSION camperso;
 -- the model's own staging table (partitioned by arrival day, BRIN), one
 -- model per side, their load jobs off; and the same columns as plain heaps
 SELECT camperso.create_clickstream_model(s, validate => false)
-  FROM unnest(ARRAY['sv_none', 'sv_camperso', 'sv_plpgsql']) s;
+  FROM unnest(ARRAY['sv_none', 'sv_camperso', 'sv_plpgsql', 'sv_noop']) s;
 UPDATE camperso.jobs SET enabled = false WHERE name LIKE 'load_model:%';
 CREATE TRIGGER validate BEFORE INSERT ON sv_camperso.events
 	FOR EACH ROW EXECUTE FUNCTION camperso.validate_row('clickstream');
@@ -74,6 +80,10 @@ CREATE TABLE heap_none (LIKE sv_none.events INCLUDING DEFAULTS);
 CREATE TABLE heap_camperso (LIKE sv_none.events INCLUDING DEFAULTS);
 CREATE TRIGGER validate BEFORE INSERT ON heap_camperso
 	FOR EACH ROW EXECUTE FUNCTION camperso.validate_row('clickstream');
+CREATE FUNCTION noop_row() RETURNS trigger LANGUAGE c AS '$W/noop_trigger.so', 'noop_row';
+CREATE TRIGGER noop BEFORE INSERT ON sv_noop.events FOR EACH ROW EXECUTE FUNCTION noop_row();
+CREATE TABLE heap_noop (LIKE sv_none.events INCLUDING DEFAULTS);
+CREATE TRIGGER noop BEFORE INSERT ON heap_noop FOR EACH ROW EXECUTE FUNCTION noop_row();
 
 CREATE TABLE lines (n bigserial, doc jsonb);
 COPY lines (doc) FROM '$W/lines.json' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');
@@ -115,10 +125,12 @@ declare -A RESET=(
 	[none]="TRUNCATE sv_none.events"
 	[camperso]="TRUNCATE sv_camperso.events; $C_RESET"
 	[plpgsql]="TRUNCATE sv_plpgsql.events, pl_dedupe; DELETE FROM camperso.quarantine WHERE ruleset = 'plpgsql'"
+	[noop]="TRUNCATE sv_noop.events"
+	[heap_noop]="TRUNCATE heap_noop"
 )
 declare -A TABLE=([heap_none]=heap_none [heap_camperso]=heap_camperso [none]=sv_none.events
-	[camperso]=sv_camperso.events [plpgsql]=sv_plpgsql.events)
-ORDER=(heap_none heap_camperso none camperso plpgsql)
+	[camperso]=sv_camperso.events [plpgsql]=sv_plpgsql.events [noop]=sv_noop.events [heap_noop]=heap_noop)
+ORDER=(heap_none heap_noop heap_camperso none noop camperso plpgsql)
 declare -A TIMES CPU M C
 for r in $(seq 1 "$RUNS"); do
 	line="run $r:"
@@ -173,11 +185,14 @@ row() { # side, label, baseline side
 	echo
 }
 row none "model staging table, no trigger" ""
+row noop "model staging table, empty C trigger (the floor)" none
 row camperso "model staging table, camperso.validate_row()" none
 row plpgsql "model staging table, PL/pgSQL trigger" none
 row heap_none "plain heap table, no trigger" ""
+row heap_noop "plain heap table, empty C trigger (the floor)" heap_none
 row heap_camperso "plain heap table, camperso.validate_row()" heap_none
 echo "  C trigger overhead over no trigger: +$(over "${M[camperso]}" "${M[none]}")% wall, +$(over "${C[camperso]}" "${C[none]}")% CPU into the model's staging table; +$(over "${M[heap_camperso]}" "${M[heap_none]}")% wall, +$(over "${C[heap_camperso]}" "${C[heap_none]}")% CPU into a plain heap (target <= +25%)"
+echo "  empty C trigger (PostgreSQL's row trigger machinery alone): +$(over "${C[noop]}" "${C[none]}")% CPU into the model's staging table, +$(over "${C[heap_noop]}" "${C[heap_none]}")% into a plain heap; validate_row() over it: +$(over "${C[camperso]}" "${C[noop]}")%, +$(over "${C[heap_camperso]}" "${C[heap_noop]}")%"
 echo "  PL/pgSQL / C trigger: $(speed "${M[camperso]}" "${M[plpgsql]}")x wall, $(speed "${C[camperso]}" "${C[plpgsql]}")x CPU (target >= 5x)"
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	for unit in wall cpu; do
@@ -185,6 +200,7 @@ if [ -n "${BENCH_RESULTS:-}" ]; then
 		label=$([ $unit = wall ] && echo "wall ms" || echo "backend CPU ms")
 		echo "validate: C trigger vs no trigger into the model's staging table, $N rows ($label)|${V[camperso]}|${V[none]}|+$(over "${V[camperso]}" "${V[none]}")%|<= +25%" >>"$BENCH_RESULTS"
 		echo "validate: C trigger vs no trigger into a plain heap, $N rows ($label)|${V[heap_camperso]}|${V[heap_none]}|+$(over "${V[heap_camperso]}" "${V[heap_none]}")%|<= +25%" >>"$BENCH_RESULTS"
+		echo "validate: empty C trigger vs no trigger into the model's staging table, $N rows ($label)|${V[noop]}|${V[none]}|+$(over "${V[noop]}" "${V[none]}")%|floor" >>"$BENCH_RESULTS"
 		echo "validate: C trigger vs PL/pgSQL trigger, $N rows ($label)|${V[camperso]}|${V[plpgsql]}|$(speed "${V[camperso]}" "${V[plpgsql]}")x|>= 5x" >>"$BENCH_RESULTS"
 		unset -n V
 	done

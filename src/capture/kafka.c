@@ -45,7 +45,12 @@ struct KafkaConsumer
 	char	   *topic;
 	KafkaCallbacks callbacks;
 	bool		closing;
-	bool		woken;			/* fetchers woken since the last message */
+	/* the queue's caps (queued.min.messages, queued.max.messages.kbytes) */
+	int64		cap_messages;
+	int64		cap_bytes;
+	/* messages and bytes polled since the queue last ran dry */
+	int64		burst_messages;
+	int64		burst_bytes;
 };
 
 /*
@@ -353,6 +358,21 @@ KafkaRebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /*
+ * An integer property of a handle's configuration, as librdkafka took it;
+ * PG_INT64_MAX / 4 (never reached) if it cannot say.
+ */
+static int64
+KafkaConfInt(rd_kafka_t *rk, const char *name)
+{
+	char		value[64];
+	size_t		size = sizeof(value);
+
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), name, value, &size) != RD_KAFKA_CONF_OK)
+		return PG_INT64_MAX / 4;
+	return strtoll(value, NULL, 10);
+}
+
+/*
  * Creates a consumer in the consumer group group_id, subscribed to topic.
  * Offsets are never committed automatically: the worker commits what it
  * has committed in PostgreSQL. The result lives in TopMemoryContext.
@@ -386,6 +406,8 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
 	/* conf now belongs to the handle */
 	rd_kafka_set_log_queue(kc->rk, NULL);
 	rd_kafka_poll_set_consumer(kc->rk);
+	kc->cap_messages = KafkaConfInt(kc->rk, "queued.min.messages");
+	kc->cap_bytes = KafkaConfInt(kc->rk, "queued.max.messages.kbytes") * 1024;
 
 	subscription = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(subscription, topic, RD_KAFKA_PARTITION_UA);
@@ -417,13 +439,17 @@ KafkaConsumerOpen(const char *brokers, const char *topic, const char *group_id,
  * prefetch of a second's worth avoided that, at tens of megabytes per
  * worker.
  *
- * So when the queue has run dry while some assigned partition is known to
- * hold more (its high watermark from the last fetch is above the
- * position), this asks the leaders for those partitions' end offsets: the
- * requests wake the broker threads (one request per leader, in parallel),
- * which find the queue empty and fetch. The answers themselves are not
- * needed, so the wait for them is short. Safe where KafkaConsumerPoll is:
- * it waits on a queue of its own, no callback runs in it.
+ * So when the queue has run dry after a burst that may have filled it to
+ * half a cap or more (KafkaConsumerPoll decides), and some assigned
+ * partition is known to hold more (its high watermark from the last fetch
+ * is above the position), this asks the leaders for those partitions' end
+ * offsets: the requests wake the broker threads (one request per leader,
+ * in parallel), which find the queue empty and fetch. The answers
+ * themselves are not needed, so the wait for them is short. A queue that
+ * runs dry after less was never near its caps: its fetchers are awake
+ * (fetching is slower than landing), and extra requests would only load
+ * the brokers. Safe where KafkaConsumerPoll is: it waits on a queue of its
+ * own, no callback runs in it.
  */
 static void
 KafkaWakeFetchers(KafkaConsumer *kc)
@@ -468,7 +494,7 @@ KafkaWakeFetchers(KafkaConsumer *kc)
  * memory context. Returns 1 with *msg filled, 0 when nothing came, -1 when
  * a consumer error arrived instead (reported to the error callback).
  * Rebalance, error and log callbacks run in here. After KAFKA_WAKE_AFTER_MS
- * on an empty queue the fetchers are woken, once until the next message.
+ * on a queue drained after a burst of half a cap, the fetchers are woken.
  */
 int
 KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
@@ -480,15 +506,22 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 	char	   *payload;
 	char	   *key = NULL;
 
-	if (kc->woken || timeout_ms <= KAFKA_WAKE_AFTER_MS)
+	if (kc->burst_messages < kc->cap_messages / 2 && kc->burst_bytes < kc->cap_bytes / 2)
+	{
 		rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);
+		/* dry for a while: what comes next is a new burst */
+		if (rkm == NULL && timeout_ms >= KAFKA_WAKE_AFTER_MS)
+			kc->burst_messages = kc->burst_bytes = 0;
+	}
+	else if (timeout_ms <= KAFKA_WAKE_AFTER_MS)
+		rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms);	/* the next poll decides */
 	else
 	{
 		rkm = rd_kafka_consumer_poll(kc->rk, KAFKA_WAKE_AFTER_MS);
 		if (rkm == NULL)
 		{
 			KafkaWakeFetchers(kc);
-			kc->woken = true;
+			kc->burst_messages = kc->burst_bytes = 0;
 			rkm = rd_kafka_consumer_poll(kc->rk, timeout_ms - KAFKA_WAKE_AFTER_MS);
 		}
 	}
@@ -511,7 +544,8 @@ KafkaConsumerPoll(KafkaConsumer *kc, int timeout_ms, CaptureRawMessage *msg,
 		return -1;
 	}
 
-	kc->woken = false;
+	kc->burst_messages++;
+	kc->burst_bytes += rkm->len + rkm->key_len;
 
 	/* copy, then let librdkafka have its buffer back at once */
 	payload = palloc_extended(rkm->len + 1, MCXT_ALLOC_NO_OOM | MCXT_ALLOC_HUGE);

@@ -26,18 +26,16 @@ source "$ROOT/test/lib.sh"
 source "$ROOT/test/capture_lib.sh"
 source "$ROOT/bench/lib.sh"
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-3}
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(200000 * s); if (n < 20000) n = 20000; print n - n % 10 }')
+N=$(bench_scaled 200000 20000)
+N=$((N - N % 10))
 NBAD=$((N / 10))
 P=8
 MODES=(nodlq dlq outage)
 
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
 [ -x "$CAMPERSO_KAFKA" ] || make -s -C "$ROOT" tools/camperso-kafka >/dev/null
 
-W=$CAMPERSO_TEST_WORK/bench-dlq
-mkdir -p "$W"
+W=$(bench_workdir dlq)
 awk -v n="$N" 'BEGIN {
 	for (i = 0; i < n; i++) {
 		if (i % 20 == 5) printf "u%d\t{\"n\":%d,\"k\":\"u%d\",\"v\":\n", i % 997, i, i % 997

@@ -39,24 +39,20 @@ source "$ROOT/test/capture_lib.sh"
 source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-3}
 WORKERS=${WORKERS:-2}
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(1000000 * s); if (n < 20000) n = 20000; print n }')
+N=$(bench_scaled 1000000 20000)
 # lz4 keeps these events at ~1/4 of their size; the mock holds ~5 MiB per
 # partition: aim at ~2 MiB per partition
 P=$(awk -v n="$N" 'BEGIN { p = int(n * 480 / 4 / (2 * 1048576)) + 1; if (p < 4) p = 4; print p }')
 RATE=10000
-LATENCY_SECONDS=$(awk -v s="$SCALE" 'BEGIN { t = int(30 * s); if (t < 10) t = 10; print t }')
+LATENCY_SECONDS=$(bench_scaled 30 10)
 LP=$(awk -v n="$((RATE * LATENCY_SECONDS))" 'BEGIN { p = int(n * 480 / 4 / (2 * 1048576)) + 1; if (p < 4) p = 4; print p }')
 
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
 [ -x "$ROOT/tools/camperso-gen" ] || make -s -C "$ROOT" tools/camperso-gen >/dev/null
 [ -x "$CAMPERSO_KAFKA" ] || make -s -C "$ROOT" tools/camperso-kafka >/dev/null
 
-W=$CAMPERSO_TEST_WORK/bench-ingest
-mkdir -p "$W"
-chmod 755 "$W"
+W=$(bench_workdir ingest)
 
 note "generating $N events"
 "$ROOT/tools/camperso-gen" --events "$N" --seed 7 --invalid-rate 0 --apps 4 --key >"$W/keyed.tsv"

@@ -14,18 +14,15 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/test/lib.sh"
+source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-3}
 BATCH=10000
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(1000000 * s); if (n < 10000) n = 10000; print n }')
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
+N=$(bench_scaled 1000000 10000)
 [ -x "$ROOT/tools/camperso-gen" ] || make -s -C "$ROOT" tools/camperso-gen >/dev/null
 
-W=$CAMPERSO_TEST_WORK/bench-land
-mkdir -p "$W"
-chmod 755 "$W"
+W=$(bench_workdir land)
 "$ROOT/tools/camperso-gen" --events "$N" --seed 11 --invalid-rate 0 --apps 4 >"$W/lines.json"
 perl -ne 'chomp; print "\\\\x", unpack("H*", $_), "\n"' <"$W/lines.json" >"$W/lines.copy"
 chmod 644 "$W"/*

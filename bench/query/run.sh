@@ -30,15 +30,11 @@ source "$ROOT/test/lib.sh"
 source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-7}
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(10000000 * s); if (n < 30000) n = 30000; print n }')
+N=$(bench_scaled 10000000 30000)
 PER_DAY=$((N / 30))
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
 
-W=$CAMPERSO_TEST_WORK/bench-query
-mkdir -p "$W"
-chmod 755 "$W"
+W=$(bench_workdir query)
 # work_mem stays at its default: the hll extension declares no state size for
 # hll_union_agg, whose state is ~136 kB a group, so with a large work_mem the
 # planner hashes 2,000 such states and spills them to disk

@@ -41,15 +41,11 @@ source "$ROOT/test/lib.sh"
 source "$ROOT/bench/lib.sh"
 set +u
 
-SCALE=${BENCH_SCALE:-1.0}
 RUNS=${RUNS:-5}
-N=$(awk -v s="$SCALE" 'BEGIN { n = int(1000000 * s); if (n < 10000) n = 10000; print n }')
-[ -x "$CAMPERSO_PGBIN/postgres" ] || bash "$ROOT/tools/private-install.sh" >/dev/null
+N=$(bench_scaled 1000000 10000)
 [ -x "$ROOT/tools/camperso-gen" ] || make -s -C "$ROOT" tools/camperso-gen >/dev/null
 
-W=$CAMPERSO_TEST_WORK/bench-validate
-mkdir -p "$W"
-chmod 755 "$W"
+W=$(bench_workdir validate)
 # about 5 minutes of events per 1,000 (1,000 sessions at once): 1M events
 # span about a day and a half, well inside the ruleset's 7 days of lateness
 "$ROOT/tools/camperso-gen" --events "$N" --seed 5 --invalid-rate 0 --duplicate-rate 0.005 \

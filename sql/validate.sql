@@ -159,3 +159,16 @@ SELECT rule, field FROM camperso.validate('clickstream', jsonb_build_object(
 	'event_type', 'click', 'ts', now() - interval '3 days'));
 SELECT camperso.create_clickstream_ruleset(lateness => '-1 day');
 SELECT camperso.create_clickstream_ruleset();
+
+-- the time rules' clock: a time read just before is never "in the future",
+-- a time just inside max_age is never too late, one a second past it is
+SELECT camperso.add_rule('clock', 'ts', 'not_future', NULL) > 0 AS ok;
+SELECT camperso.add_rule('clock', 'ts', 'max_age', '"1 hour"') > 0 AS ok;
+SELECT count(*) AS failures
+  FROM generate_series(1, 200) g,
+	   camperso.validate('clock', jsonb_build_object('ts', clock_timestamp()));
+SELECT count(*) AS failures
+  FROM generate_series(1, 200) g,
+	   camperso.validate('clock', jsonb_build_object('ts', clock_timestamp() - interval '59 minutes 59.9 seconds'));
+SELECT rule, field FROM camperso.validate('clock', jsonb_build_object('ts', clock_timestamp() - interval '1 hour 1 second'));
+SELECT camperso.drop_ruleset('clock');

@@ -73,6 +73,8 @@ typedef struct DfaState
 	bool		dead;			/* no NFA state left: nothing can match */
 	bool		stop;			/* the verdict is known here: dead, or
 								 * accepting without an anchored end */
+	uint64		self[2];		/* the characters whose next[] is this state,
+								 * as far as computed */
 	struct DfaState *next[128]; /* NULL: not computed yet; pointers, not
 								 * indexes, keep the per-byte chain of loads
 								 * short */
@@ -588,6 +590,7 @@ StateFor(ValidateRegexDfa *dfa, const uint64 *set, bool accept)
 		st->dead &= set[i] == 0;
 	st->stop = st->dead || (accept && !dfa->anchored_end);
 	memset(st->next, 0, sizeof(st->next));
+	st->self[0] = st->self[1] = 0;
 	dfa->states[dfa->nstates] = st;
 	return dfa->nstates++;
 }
@@ -616,6 +619,8 @@ Step(ValidateRegexDfa *dfa, DfaState *from, int c)
 	if (to < 0)
 		return NULL;
 	from->next[c] = dfa->states[to];
+	if (from->next[c] == from)
+		from->self[c >> 6] |= UINT64CONST(1) << (c & 63);
 	return from->next[c];
 }
 
@@ -643,9 +648,27 @@ ValidateRegexDfaMatch(ValidateRegexDfa *dfa, const char *s, int len)
 	st = dfa->states[0];
 	for (; p < end && !st->stop; p++)
 	{
-		int			c = *p;
+		int			c;
 		DfaState   *to;
 
+		/*
+		 * Most of a value is read in states that loop on it (the path of a
+		 * URL in \S*, say): those bytes are tested against the state's own
+		 * set, held in registers, without the chain of dependent next[]
+		 * loads. Bytes 0 and 128..255 are never in a set.
+		 */
+		if ((st->self[0] | st->self[1]) != 0)
+		{
+			uint64		lo = st->self[0];
+			uint64		hi = st->self[1];
+
+			while (p < end && *p < 128 &&
+				   (((*p < 64 ? lo : hi) >> (*p & 63)) & 1) != 0)
+				p++;
+			if (p == end)
+				break;
+		}
+		c = *p;
 		if ((unsigned) (c - 1) >= 127)
 			return -1;			/* NUL or not ASCII */
 		to = st->next[c];

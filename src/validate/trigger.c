@@ -93,6 +93,10 @@ typedef struct RowBinding
 typedef struct CountsEntry
 {
 	char		ruleset[NAMEDATALEN];
+	const ValidateRuleset *rs;	/* with rs_generation, a cheap same-ruleset */
+	uint64		rs_generation;	/* test: one (address, generation) is one
+								 * ruleset, as a freed one is only ever from
+								 * an older generation */
 	Oid			relid;
 	SubTransactionId subid;
 	int64		received;
@@ -445,8 +449,14 @@ CountsFor(ValidateRuleset *rs, Oid relid)
 	if (ncounts > 0)
 	{
 		e = &counts[ncounts - 1];
-		if (e->relid == relid && e->subid == subid && strcmp(e->ruleset, rs->name) == 0)
+		if (e->relid == relid && e->subid == subid &&
+			((e->rs == rs && e->rs_generation == rs->generation) ||
+			 strcmp(e->ruleset, rs->name) == 0))
+		{
+			e->rs = rs;
+			e->rs_generation = rs->generation;
 			return e;
+		}
 	}
 	if (ncounts == maxcounts)
 	{
@@ -460,6 +470,8 @@ CountsFor(ValidateRuleset *rs, Oid relid)
 	memset(e, 0, sizeof(CountsEntry));
 	strlcpy(e->ruleset, rs->name, NAMEDATALEN);
 	e->relid = relid;
+	e->rs = rs;
+	e->rs_generation = rs->generation;
 	e->subid = subid;
 	return e;
 }

@@ -135,6 +135,9 @@ for t in test/integration/*.sh; do
 		# flaky in the summary, with its first log kept, never hidden.
 		mv "$LOGS/$name.log" "$LOGS/$name.first-try.log"
 		echo "integration $name ... failed once (exit $rc); retrying; first log:"
+		# the test's own FAIL line first: the tail is mostly the server log
+		# that the cleanup prints after it
+		grep -m 3 '^FAIL' "$LOGS/$name.first-try.log" | sed 's/^/    /'
 		tail -15 "$LOGS/$name.first-try.log" | sed 's/^/    /'
 		timeout -k 10 900 bash "$t" >"$LOGS/$name.log" 2>&1
 		rc=$?

@@ -42,6 +42,7 @@
 #include "postgres.h"
 
 #include <sys/mman.h>
+#include <time.h>
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -78,6 +79,47 @@ DedupeKeyHash(DedupeKey k)
 {
 	return (uint32) hash_combine64(k.hi, k.lo * UINT64CONST(0x9E3779B97F4A7C15)) ^
 		(uint32) (k.lo >> 17);
+}
+
+/*
+ * The clock of the time rules and of dedupe, read once per row. The exact
+ * clock (gettimeofday through the vDSO) costs about 30 ns, a tenth of a
+ * clean row's rules; the coarse real-time clock costs a few, and is at most
+ * its resolution (one kernel tick, a few milliseconds) behind. Each rule
+ * takes the lenient side of that error: not_future compares against the
+ * coarse time plus the resolution (never earlier than the exact time),
+ * max_age against the coarse time itself (never later), so no row fails
+ * that the exact clock would pass. Where there is no coarse clock, the
+ * exact one, with a resolution of 0. Kept here, outside engine.c, so the
+ * rules engine's fuzzer can stand in a fixed clock (as its pg_shim does for
+ * GetCurrentTimestamp).
+ */
+#ifdef CLOCK_REALTIME_COARSE
+static int64 coarse_resolution = -1;	/* usecs; -1: not asked yet */
+#endif
+
+TimestampTz
+ValidateClockNow(int64 *resolution)
+{
+#ifdef CLOCK_REALTIME_COARSE
+	struct timespec ts;
+
+	if (coarse_resolution < 0)
+	{
+		if (clock_getres(CLOCK_REALTIME_COARSE, &ts) == 0 && ts.tv_sec == 0)
+			coarse_resolution = (ts.tv_nsec + 999) / 1000;
+		else
+			coarse_resolution = INT64_MAX;	/* unusable: exact clock */
+	}
+	if (coarse_resolution != INT64_MAX &&
+		clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0)
+	{
+		*resolution = coarse_resolution;
+		return time_t_to_timestamptz((pg_time_t) ts.tv_sec) + ts.tv_nsec / 1000;
+	}
+#endif
+	*resolution = 0;
+	return GetCurrentTimestamp();
 }
 
 /*

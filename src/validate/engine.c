@@ -26,7 +26,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <time.h>
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -785,47 +784,6 @@ CheckMaxLength(ValidateRule *rule, ValidateValue *v, char *reason)
 			 "value is %d characters long, more than the maximum of " INT64_FORMAT,
 			 chars, rule->u.max_length);
 	return false;
-}
-
-/*
- * The clock of the time rules and of dedupe, read once per row. The exact
- * clock (gettimeofday through the vDSO) costs about 30 ns, a tenth of a
- * clean row's rules; the coarse real-time clock costs a few, and is at most
- * its resolution (one kernel tick, a few milliseconds) behind. Each rule
- * takes the lenient side of that error: not_future compares against the
- * coarse time plus the resolution (never earlier than the exact time),
- * max_age against the coarse time itself (never later), so no row fails
- * that the exact clock would pass. Where there is no coarse clock, the
- * exact one, with a resolution of 0.
- */
-#ifdef CLOCK_REALTIME_COARSE
-static int64 coarse_resolution = -1;	/* usecs; -1: not asked yet */
-#endif
-
-static TimestampTz
-ValidateClockNow(int64 *resolution)
-{
-#ifdef CLOCK_REALTIME_COARSE
-	struct timespec ts;
-
-	if (coarse_resolution < 0)
-	{
-		if (clock_getres(CLOCK_REALTIME_COARSE, &ts) == 0 && ts.tv_sec == 0)
-			coarse_resolution = (ts.tv_nsec + 999) / 1000;
-		else
-			coarse_resolution = INT64_MAX;	/* unusable: exact clock */
-	}
-	if (coarse_resolution != INT64_MAX &&
-		clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0)
-	{
-		*resolution = coarse_resolution;
-		return ((TimestampTz) ts.tv_sec -
-				((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)) * USECS_PER_SEC +
-			ts.tv_nsec / 1000;
-	}
-#endif
-	*resolution = 0;
-	return GetCurrentTimestamp();
 }
 
 static bool

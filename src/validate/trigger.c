@@ -93,10 +93,13 @@ typedef struct RowBinding
 typedef struct CountsEntry
 {
 	char		ruleset[NAMEDATALEN];
-	const ValidateRuleset *rs;	/* with rs_generation, a cheap same-ruleset */
-	uint64		rs_generation;	/* test: one (address, generation) is one
-								 * ruleset, as a freed one is only ever from
-								 * an older generation */
+	/*
+	 * The ruleset last counted here, to spare a strcmp per row: one
+	 * (address, generation) is one ruleset, since an address is only reused
+	 * after an invalidation, which starts a new generation.
+	 */
+	const ValidateRuleset *rs;
+	uint64		rs_generation;
 	Oid			relid;
 	SubTransactionId subid;
 	int64		received;

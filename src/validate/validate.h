@@ -299,6 +299,7 @@ extern void ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *va
 extern void ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value);
 extern void ValidateDedupeXactCallback(XactEvent event);
 extern void ValidateDedupeSubXactAbort(SubTransactionId subid);
+extern TimestampTz ValidateClockNow(int64 *resolution);
 
 /* trigger.c: per-transaction counts of the trigger path */
 extern void ValidateCountsXactCallback(XactEvent event);

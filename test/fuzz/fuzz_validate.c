@@ -107,6 +107,14 @@ ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value)
 		*k = (*k)->next;
 }
 
+/* the shim's fixed clock, exact: runs repeat whatever the time */
+TimestampTz
+ValidateClockNow(int64 *resolution)
+{
+	*resolution = 0;
+	return GetCurrentTimestamp();
+}
+
 /* ------------------------------------------------------------------------
  * The ruleset
  * ------------------------------------------------------------------------

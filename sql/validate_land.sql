@@ -48,7 +48,9 @@ SELECT * FROM camperso.ingest_batch('vland_s', ARRAY[
 	vland.ev(7, user_id => 'blocked')
 ]);
 SELECT event_id, event_type FROM vland.events ORDER BY event_id;
-SELECT source, target, rule, field, reason, app_id,
+-- ruleset: the ruleset whose rule a message broke; NULL when it did not
+-- decode or the target refused it
+SELECT source, target, ruleset, rule, field, reason, app_id,
 	   vland.eid(payload) AS event_id
   FROM camperso.quarantine ORDER BY id;
 

@@ -71,6 +71,16 @@ typedef struct CaptureQuarantined
 	char	   *rule;
 	char	   *field;			/* NULL when no field is at fault */
 	char	   *reason;
+	/*
+	 * The payload and key as the quarantine row holds them: the message's
+	 * own bytes, or for a source with pii fields an envelope and the key's
+	 * pseudonym (or no key), so that no copy of it carries PII in clear.
+	 */
+	const char *payload;
+	int			payload_len;
+	const char *key;
+	int			key_len;
+	bool		payload_encrypted;
 } CaptureQuarantined;
 
 /*

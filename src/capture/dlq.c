@@ -3,8 +3,9 @@
  * dlq.c
  *	  The dead-letter topic of a source worker: when the source has the
  *	  option dlq_topic, every message the land path quarantined is also
- *	  produced there, byte-exact with its original key, with headers saying
- *	  why, in the manner of Kafka Connect's errors.deadletterqueue:
+ *	  produced there, byte-exact with its original key (for a source with
+ *	  pii fields, see below), with headers saying why, in the manner of
+ *	  Kafka Connect's errors.deadletterqueue:
  *
  *		__camperso.errors.source		the source's name
  *		__camperso.errors.topic			topic the message was consumed from
@@ -14,6 +15,14 @@
  *		__camperso.errors.field			the field at fault, when there is one
  *		__camperso.errors.reason		the reason (quarantine.reason)
  *		__camperso.errors.quarantine_id	the id of its camperso.quarantine row
+ *		__camperso.errors.payload_encrypted	"true" when the payload is an
+ *										envelope (see below)
+ *
+ * For a source with pii fields the copy is what the quarantine row holds,
+ * not the message: the payload as an envelope (camperso.decrypt() gives the
+ * message back; "raw": "clear" keeps it clear) and the key pseudonymised or
+ * dropped as the "_key" field says, so the topic never carries the PII that
+ * the tables are kept free of.
  *
  * camperso.quarantine is the record; the topic is a best-effort copy. A
  * message is produced only after the transaction that wrote its quarantine
@@ -49,7 +58,7 @@
 /* Shortest interval between two log lines about failed copies. */
 #define DLQ_LOG_MS		10000
 
-#define DLQ_MAX_HEADERS 8
+#define DLQ_MAX_HEADERS 9
 
 typedef struct DlqState
 {
@@ -217,11 +226,13 @@ CaptureDlqSend(const CaptureQuarantined *rows, int nrows)
 			HEADER("field", q->field);
 		HEADER("reason", q->reason);
 		HEADER("quarantine_id", id);
+		if (q->payload_encrypted)
+			HEADER("payload_encrypted", "true");
 #undef HEADER
 		Assert(nh <= DLQ_MAX_HEADERS);
 
-		if (!KafkaProducerSend(dlq.producer, m->payload, m->payload_len,
-							   m->key, m->key_len, headers, nh, q->id,
+		if (!KafkaProducerSend(dlq.producer, q->payload, q->payload_len,
+							   q->key, q->key_len, headers, nh, q->id,
 							   errbuf, sizeof(errbuf)))
 			DlqFailed(1, q->id, errbuf, false);
 	}

@@ -120,7 +120,7 @@ typedef struct LandState
 	int			nq;
 	int			qcap;
 	int64		landed;
-	int64		skipped;		/* suppressed by a BEFORE ROW trigger */
+	int64		skipped;		/* quarantined by a validate_row() trigger */
 	ValidateRuleset *rules;		/* the source's ruleset, NULL: none */
 	bool	   *recorded;		/* per message: its unique keys are recorded */
 	int64		deduplicated;
@@ -191,11 +191,17 @@ LandQuarantine(LandState *ls, int msgidx, const char *rule, const char *field,
 		if (CaptureJsonParse(q->msg->payload, q->msg->payload_len, &msg, &r, &why))
 			ValidateUnrecord(ls->rules, &msg);
 	}
+	q->ruleset = NULL;
 	q->rule = rule;
 	q->field = field ? pstrdup(field) : NULL;
 	q->reason = reason ? pstrdup(reason) : pstrdup(rule);
 	q->app_id = NULL;
 	q->id = -1;
+	q->stored_payload = q->msg->payload;
+	q->stored_payload_len = q->msg->payload_len;
+	q->stored_key = q->msg->key;
+	q->stored_key_len = q->msg->key_len;
+	q->stored_encrypted = false;
 	MemoryContextSwitchTo(old);
 }
 
@@ -287,6 +293,7 @@ DecodeMessage(LandState *ls, Inserter *ins, int i, Datum *values, bool *nulls)
 				break;
 			case VALIDATE_INVALID:
 				LandQuarantine(ls, i, vf.rule, vf.field, vf.reason);
+				ls->q[ls->nq - 1].ruleset = t->ruleset;
 				ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, m, &msg);
 				return false;
 			case VALIDATE_DUPLICATE:
@@ -828,11 +835,33 @@ InserterPut(LandState *ls, Inserter *ins, int msgidx, Datum *values, bool *nulls
 	}
 	slot->tts_tableOid = RelationGetRelid(leaf->ri_RelationDesc);
 
-	if (single && !LandFireBeforeTriggers(ls, estate, leaf, slot))
+	if (single)
 	{
-		ls->skipped++;
-		ExecClearTuple(slot);
-		return;
+		uint64		quarantined = ValidateTriggerQuarantined;
+		uint64		deduplicated = ValidateTriggerDeduplicated;
+
+		if (!LandFireBeforeTriggers(ls, estate, leaf, slot))
+		{
+			/*
+			 * Skipped by a trigger: validate_row() (another ruleset) has
+			 * quarantined it as a row of the table, or counted it a
+			 * duplicate. Any other trigger's skip would leave no trace, so
+			 * the message is quarantined here: nothing vanishes uncounted.
+			 */
+			if (ValidateTriggerDeduplicated != deduplicated)
+				ls->deduplicated++;
+			else if (ValidateTriggerQuarantined != quarantined)
+				ls->skipped++;
+			else
+			{
+				LandQuarantine(ls, msgidx, "skipped_by_trigger", NULL,
+							   psprintf("a BEFORE INSERT trigger of %s returned NULL, so the row was not inserted",
+										RelationGetRelationName(leaf->ri_RelationDesc)));
+				ls->q[ls->nq - 1].app_id = QuarantineAppId(ls, &ls->messages[msgidx], NULL);
+			}
+			ExecClearTuple(slot);
+			return;
+		}
 	}
 	if (leaf->ri_RelationDesc->rd_att->constr &&
 		leaf->ri_RelationDesc->rd_att->constr->has_generated_stored)
@@ -1030,6 +1059,14 @@ LandKeepQuarantine(LandState *ls, MemoryContext context, CaptureLandResult *resu
 		k->rule = pstrdup(q->rule);
 		k->field = q->field ? pstrdup(q->field) : NULL;
 		k->reason = pstrdup(q->reason ? q->reason : q->rule);
+		/* binary: an envelope or a key may hold NUL bytes */
+		k->payload = q->stored_payload == q->msg->payload ? q->msg->payload :
+			memcpy(palloc(q->stored_payload_len), q->stored_payload, q->stored_payload_len);
+		k->payload_len = q->stored_payload_len;
+		k->key = q->stored_key == NULL || q->stored_key == q->msg->key ? q->stored_key :
+			memcpy(palloc(q->stored_key_len + 1), q->stored_key, q->stored_key_len);
+		k->key_len = q->stored_key_len;
+		k->payload_encrypted = q->stored_encrypted;
 	}
 	result->nquarantine = ls->nq;
 	MemoryContextSwitchTo(old);

@@ -122,11 +122,18 @@ extern void CaptureRouteEnd(CaptureRouteState *rs);
 typedef struct CaptureQuarantineRow
 {
 	const CaptureRawMessage *msg;
+	const char *ruleset;		/* the ruleset whose rule it broke, or NULL */
 	const char *rule;
 	const char *field;
 	char	   *reason;
 	char	   *app_id;
 	int64		id;				/* set by CaptureQuarantineInsert */
+	/* set by CaptureQuarantineInsert: what the row holds, for the DLQ copy */
+	const char *stored_payload;
+	int			stored_payload_len;
+	const char *stored_key;		/* NULL: no key, or the key was dropped */
+	int			stored_key_len;
+	bool		stored_encrypted;	/* stored_payload is an envelope */
 } CaptureQuarantineRow;
 
 extern void CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows,

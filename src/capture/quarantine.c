@@ -47,6 +47,7 @@ enum
 	QC_KEY,
 	QC_RECEIVED_AT,
 	QC_PAYLOAD,
+	QC_RULESET,
 	QC_RULE,
 	QC_FIELD,
 	QC_REASON,
@@ -56,7 +57,7 @@ enum
 
 static const char *const quarantine_columns[QC_COUNT] = {
 	"source", "target", "topic", "partition", "offset", "key", "received_at",
-	"payload", "rule", "field", "reason", "app_id"
+	"payload", "ruleset", "rule", "field", "reason", "app_id"
 };
 
 /* The OID of camperso.quarantine; an error if the extension is broken. */
@@ -231,21 +232,34 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 			SET(QC_PARTITION, Int32GetDatum(m->partition));
 		if (m->offset >= 0)
 			SET(QC_OFFSET, Int64GetDatum(m->offset));
+		q->stored_key = NULL;
+		q->stored_key_len = 0;
 		if (m->key)
 		{
 			const char *key = m->key;
 			int			key_len = m->key_len;
 
 			if (SecurityPiiKey(target->pii, &key, &key_len))
+			{
 				SET(QC_KEY, PointerGetDatum(MakeBytea(key, key_len)));
+				q->stored_key = key;
+				q->stored_key_len = key_len;
+			}
 		}
 		SET(QC_RECEIVED_AT, TimestampTzGetDatum(m->received_at));
 		if (target->pii)
 		{
 			bool		encrypted;
+			bytea	   *stored = SecurityQuarantineValue(target->pii, m->payload,
+														 m->payload_len, &encrypted);
 
-			SET(QC_PAYLOAD, PointerGetDatum(SecurityQuarantineValue(target->pii, m->payload,
-																	m->payload_len, &encrypted)));
+			SET(QC_PAYLOAD, PointerGetDatum(stored));
+			if (encrypted)
+			{
+				q->stored_payload = VARDATA(stored);
+				q->stored_payload_len = VARSIZE(stored) - VARHDRSZ;
+				q->stored_encrypted = true;
+			}
 			if (encrypted && encrypted_attno != InvalidAttrNumber)
 			{
 				v[encrypted_attno - 1] = BoolGetDatum(true);
@@ -254,6 +268,8 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 		}
 		else
 			SET(QC_PAYLOAD, PointerGetDatum(MakeBytea(m->payload, m->payload_len)));
+		if (q->ruleset)
+			SET(QC_RULESET, PointerGetDatum(cstring_to_text(q->ruleset)));
 		SET(QC_RULE, PointerGetDatum(cstring_to_text(q->rule)));
 		if (q->field)
 			SET(QC_FIELD, PointerGetDatum(cstring_to_text(q->field)));

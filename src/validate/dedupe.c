@@ -84,13 +84,15 @@ DedupeKeyHash(DedupeKey k)
 /*
  * The clock of the time rules and of dedupe, read once per row. The exact
  * clock (gettimeofday through the vDSO) costs about 30 ns, a tenth of a
- * clean row's rules; the coarse real-time clock costs a few, and is at most
- * its resolution (one kernel tick, a few milliseconds) behind. Each rule
- * takes the lenient side of that error: not_future compares against the
- * coarse time plus the resolution (never earlier than the exact time),
- * max_age against the coarse time itself (never later), so no row fails
- * that the exact clock would pass. Where there is no coarse clock, the
- * exact one, with a resolution of 0. Kept here, outside engine.c, so the
+ * clean row's rules; the coarse real-time clock costs a few, and is behind
+ * by about its resolution (one kernel tick, a few milliseconds), sometimes
+ * more (on a virtual machine, 7 ms with a 4 ms resolution, seen), never
+ * ahead. Each rule takes the lenient side of that error: max_age compares
+ * against the coarse time (never later than the exact time), not_future
+ * against the coarse time plus the resolution, and a row that fails it so
+ * is judged again by the exact clock (engine.c), so no row fails that the
+ * exact clock would pass. Where there is no coarse clock, the exact one,
+ * with a resolution of 0. Kept here, outside engine.c, so the
  * rules engine's fuzzer can stand in a fixed clock (as its pg_shim does for
  * GetCurrentTimestamp).
  */

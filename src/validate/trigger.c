@@ -612,6 +612,8 @@ GetBinding(FmgrInfo *flinfo, const char *ruleset, Relation rel)
 }
 
 const char *ValidateLandRuleset = NULL;
+uint64		ValidateTriggerQuarantined = 0;
+uint64		ValidateTriggerDeduplicated = 0;
 
 PG_FUNCTION_INFO_V1(camperso_validate_row);
 
@@ -666,9 +668,11 @@ camperso_validate_row(PG_FUNCTION_ARGS)
 		case VALIDATE_INVALID:
 			QuarantineRow(b, trigdata->tg_trigtuple, &failure);
 			c->quarantined++;
+			ValidateTriggerQuarantined++;
 			break;
 		case VALIDATE_DUPLICATE:
 			c->deduplicated++;
+			ValidateTriggerDeduplicated++;
 			break;
 	}
 	return PointerGetDatum(NULL);

@@ -317,4 +317,13 @@ extern void ValidateDriftSubXactAbort(SubTransactionId subid);
  */
 extern const char *ValidateLandRuleset;
 
+/*
+ * How many rows camperso.validate_row() has skipped in this backend, as
+ * quarantined and as duplicates: the land path compares them around a
+ * target's BEFORE ROW triggers to tell a row validate_row() accounted for
+ * from one another trigger suppressed (trigger.c).
+ */
+extern uint64 ValidateTriggerQuarantined;
+extern uint64 ValidateTriggerDeduplicated;
+
 #endif							/* CAMPERSO_VALIDATE_H */

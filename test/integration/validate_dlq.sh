@@ -9,11 +9,13 @@
 # still lands everything, the failures are counted and shown, the worker
 # stays up, and once the outage ends new dead letters go through again.
 # Case 3: a local queue of one message refuses the rest of a burst at once
-# (counted failed), never blocking the worker.
+# (counted failed), never blocking the worker. Case 4: a source with pii
+# fields copies what its quarantine row holds, never PII in clear: the
+# payload as an envelope (header payload_encrypted) and the key's pseudonym.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../capture_lib.sh"
 
-kafka_start k --brokers 1 --topic in:2 --topic dlq:1 --topic in2:1 --topic dlq2:1 --topic in3:1 --topic dlq3:1
+kafka_start k --brokers 1 --topic in:2 --topic dlq:1 --topic in2:1 --topic dlq2:1 --topic in3:1 --topic dlq3:1 --topic in4:1 --topic dlq4:1
 BS=$(kafka_bootstrap k)
 cluster_create a
 cluster_start a
@@ -182,8 +184,35 @@ echo "ok - a full local queue refuses dead letters at once and counts them ($fai
 assert_eq "$(cut -d'|' -f1 <<<"$r")" "$(kafka_count k dlq3)" "what was counted delivered is in the DLQ topic"
 assert_eq 1 "$(q a "SELECT count(*) FROM t WHERE n = 15")" "the good message of the burst landed"
 
+# ---- Case 4: a source with pii fields
+rm -f "$W"/*
+msg 0.0.bad '{"n":5000,"k":"alice"}' alice-key
+msg 0.1.good '{"n":16,"k":"bob"}' bob-key
+produce in4 0
+q a "SELECT camperso.create_source('s4', '$BS', 'in4', 't', ruleset => 'r',
+     options => '{\"dlq_topic\": \"dlq4\", \"batch_ms\": 50, \"pii\": {\"k\": \"pseudonymize\", \"_key\": \"pseudonymize\"}, $KAFKA_TEST_OPTS}')" >/dev/null
+q a "SELECT camperso.start_source('s4')" >/dev/null
+done5() { [ "$(q a "SELECT dlq_produced FROM camperso.stat_sources WHERE source = 's4' AND partition IS NULL")" = 1 ]; }
+wait_for 30 "s4 to copy its dead letter" done5
+assert_eq "1|1" "$(q a "SELECT (SELECT count(*) FROM t WHERE n = 16 AND k <> 'bob'), (SELECT count(*) FROM camperso.quarantine WHERE source = 's4')")" \
+	"s4 lands its good message pseudonymised and quarantines the bad one"
+r1() { kcat -b "$BS" -C -t dlq4 -p 0 -o 0 -c 1 -e -q -Z -f "$1"; }
+r1 '%s' >"$W/dlq4.0"
+! grep -q alice "$W/dlq4.0" || fail "the dead letter of a pii source carries the message in clear"
+echo "ok - the dead letter's payload is not the message in clear"
+assert_eq "$(q a "SELECT md5(payload) FROM camperso.quarantine WHERE source = 's4'")" "$(md5sum <"$W/dlq4.0" | cut -d' ' -f1)" \
+	"the dead letter's payload is the quarantine row's envelope, byte-exact"
+assert_eq '{"n":5000,"k":"alice"}|true' "$(q a "SELECT convert_from(camperso.decrypt(payload), 'UTF8') || '|' || payload_encrypted FROM camperso.quarantine WHERE source = 's4'")" \
+	"camperso.decrypt() gives the message back"
+key=$(r1 '%k')
+[ "$key" != alice-key ] || fail "the dead letter of a pii source carries its key in clear"
+assert_eq "$(q a "SELECT convert_from(key, 'UTF8') FROM camperso.quarantine WHERE source = 's4'")" "$key" \
+	"the dead letter's key is the quarantine row's pseudonym"
+r1 '%h' | grep -q '__camperso\.errors\.payload_encrypted=true' || fail "no payload_encrypted header: $(r1 '%h')"
+echo "ok - the dead letter says its payload is an envelope"
+
 # a clean stop flushes within its bound and leaves the worker's traces
-q a "SELECT camperso.stop_source('s1'), camperso.stop_source('s2'), camperso.stop_source('s3')" >/dev/null
-stopped() { [ -z "$(worker_pids a s1)$(worker_pids a s2)$(worker_pids a s3)" ]; }
+q a "SELECT camperso.stop_source('s1'), camperso.stop_source('s2'), camperso.stop_source('s3'), camperso.stop_source('s4')" >/dev/null
+stopped() { [ -z "$(worker_pids a s1)$(worker_pids a s2)$(worker_pids a s3)$(worker_pids a s4)" ]; }
 wait_for 20 "the workers to stop" stopped
 echo "ok - the workers stop cleanly"

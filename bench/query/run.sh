@@ -15,7 +15,8 @@
 #   last60  the trailing 60 minutes  rollup_page_minute, hll_union_agg of
 #           the minutes of each app and page
 #   hour    the last complete UTC clock hour  rollup_page_hour, its rows as
-#           they are (one bucket: no union)
+#           they are (one bucket: no union), unique users from the stored
+#           estimate (unique_users, generated from the sketch)
 #   day     the last whole UTC day   rollup_page_day, its rows as they are
 # and the same from fact_clicks (count(*), count(DISTINCT user_id)), and
 # the answer itself read back from a table holding just its rows (floor:
@@ -106,7 +107,7 @@ rollup_union_query() {
 	JOIN cs.dim_page p ON p.dim_page_sk = x.page_sk"
 }
 rollup_bucket_query() {
-	echo "SELECT p.page_url, r.app_id, r.events, round(hll_cardinality(r.users))::bigint AS users
+	echo "SELECT p.page_url, r.app_id, r.events, r.unique_users AS users
 	  FROM cs.$1 r JOIN cs.dim_page p ON p.dim_page_sk = r.page_sk WHERE r.bucket = to_timestamp($2)"
 }
 facts_query() {

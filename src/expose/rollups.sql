@@ -301,6 +301,7 @@ BEGIN
 				events		bigint NOT NULL,
 				page_views	bigint NOT NULL,
 				users		%3$I.hll NOT NULL,
+				unique_users bigint GENERATED ALWAYS AS (round(%3$I.hll_cardinality(users))::bigint) STORED,
 				CONSTRAINT rollup_page_%2$s_key UNIQUE NULLS NOT DISTINCT (bucket, app_id, page_sk)
 			)$q$, s, g, h);
 		EXECUTE format($q$COMMENT ON TABLE %1$I.rollup_page_%2$s IS %3$L$q$, s, g,
@@ -312,6 +313,7 @@ BEGIN
 				event_type	text NOT NULL,
 				events		bigint NOT NULL,
 				users		%3$I.hll NOT NULL,
+				unique_users bigint GENERATED ALWAYS AS (round(%3$I.hll_cardinality(users))::bigint) STORED,
 				CONSTRAINT rollup_event_%2$s_key UNIQUE NULLS NOT DISTINCT (bucket, app_id, event_type)
 			)$q$, s, g, h);
 		EXECUTE format($q$COMMENT ON TABLE %1$I.rollup_event_%2$s IS %3$L$q$, s, g,
@@ -331,6 +333,8 @@ BEGIN
 					   format('Rollup per %s (UTC) of session start, app and entry page of fact_sessions, kept by its triggers; read it through app_traffic_%s', g, g));
 		EXECUTE format($q$COMMENT ON COLUMN %1$I.rollup_page_%2$s.users IS 'HyperLogLog sketch of the users (hll_cardinality for the count; hll_union_agg to combine buckets)'$q$, s, g);
 		EXECUTE format($q$COMMENT ON COLUMN %1$I.rollup_event_%2$s.users IS 'HyperLogLog sketch of the users (hll_cardinality for the count; hll_union_agg to combine buckets)'$q$, s, g);
+		EXECUTE format($q$COMMENT ON COLUMN %1$I.rollup_page_%2$s.unique_users IS 'Distinct users of the bucket: the sketch''s estimate, stored (generated) so that reading a bucket computes nothing'$q$, s, g);
+		EXECUTE format($q$COMMENT ON COLUMN %1$I.rollup_event_%2$s.unique_users IS 'Distinct users of the bucket: the sketch''s estimate, stored (generated) so that reading a bucket computes nothing'$q$, s, g);
 	END LOOP;
 
 	INSERT INTO camperso.rollups (schema_name, hll_schema) VALUES (s, h);
@@ -419,12 +423,13 @@ BEGIN
 			WITH want AS (
 				SELECT date_trunc(%2$L, f.event_ts, 'UTC') AS bucket, f.app_id, f.page_sk,
 					   jsonb_build_object('events', count(*), 'page_views', count(*) FILTER (WHERE f.event_type = 'page_view'),
-										  'users', %3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id)))) AS v
+										  'users', %3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id))),
+										  'unique_users', round(%3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id))))::bigint) AS v
 				  FROM %1$I.fact_clicks f GROUP BY 1, 2, 3),
 			have AS (
 				SELECT r.bucket, r.app_id, r.page_sk,
 					   jsonb_build_object('events', r.events, 'page_views', r.page_views,
-										  'users', %3$I.hll_cardinality(r.users)) AS v
+										  'users', %3$I.hll_cardinality(r.users), 'unique_users', r.unique_users) AS v
 				  FROM %1$I.rollup_page_%2$s r)
 			SELECT 'rollup_page_' || %2$L, coalesce(w.bucket, x.bucket),
 				   concat_ws('/', coalesce(w.app_id, x.app_id), coalesce(w.page_sk, x.page_sk)), x.v, w.v
@@ -435,11 +440,13 @@ BEGIN
 			WITH want AS (
 				SELECT date_trunc(%2$L, f.event_ts, 'UTC') AS bucket, f.app_id, f.event_type,
 					   jsonb_build_object('events', count(*),
-										  'users', %3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id)))) AS v
+										  'users', %3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id))),
+										  'unique_users', round(%3$I.hll_cardinality(%3$I.hll_add_agg(%3$I.hll_hash_text(f.user_id))))::bigint) AS v
 				  FROM %1$I.fact_clicks f GROUP BY 1, 2, 3),
 			have AS (
 				SELECT r.bucket, r.app_id, r.event_type,
-					   jsonb_build_object('events', r.events, 'users', %3$I.hll_cardinality(r.users)) AS v
+					   jsonb_build_object('events', r.events, 'users', %3$I.hll_cardinality(r.users),
+										  'unique_users', r.unique_users) AS v
 				  FROM %1$I.rollup_event_%2$s r)
 			SELECT 'rollup_event_' || %2$L, coalesce(w.bucket, x.bucket),
 				   concat_ws('/', coalesce(w.app_id, x.app_id), coalesce(w.event_type, x.event_type)), x.v, w.v
@@ -512,13 +519,12 @@ BEGIN
 		EXECUTE format($q$
 			CREATE VIEW %1$I.page_traffic_%2$s AS
 			SELECT r.bucket, r.app_id, r.page_sk, p.page_url, p.host, p.path, r.events, r.page_views,
-				   round(%3$I.hll_cardinality(r.users))::bigint AS unique_users
+				   r.unique_users
 			  FROM %1$I.rollup_page_%2$s r
 			  JOIN %1$I.dim_page p ON p.dim_page_sk = r.page_sk$q$, s, g, h);
 		EXECUTE format($q$
 			CREATE VIEW %1$I.event_traffic_%2$s AS
-			SELECT r.bucket, r.app_id, r.event_type, r.events,
-				   round(%3$I.hll_cardinality(r.users))::bigint AS unique_users
+			SELECT r.bucket, r.app_id, r.event_type, r.events, r.unique_users
 			  FROM %1$I.rollup_event_%2$s r$q$, s, g, h);
 		EXECUTE format($q$
 			CREATE VIEW %1$I.app_traffic_%2$s AS

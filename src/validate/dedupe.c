@@ -33,9 +33,10 @@
  * Limit: two writers that land the same new key concurrently (neither has
  * committed when the other checks) both land it; replays through one
  * source partition, the normal case for an at-least-once producer, are
- * processed in order and caught. Memory: 40 to 80 bytes per key within the
- * window (32-byte entries, the hash set between 40% and 80% full), per
- * backend that uses the scope.
+ * processed in order and caught. Memory: 20 to 40 bytes per key within the
+ * window (16-byte slots, the hash set between 40% and 80% full), per
+ * backend that uses the scope, and 24 bytes per key recorded in the
+ * current transaction until it ends.
  *
  *-------------------------------------------------------------------------
  */
@@ -67,18 +68,72 @@ typedef struct DedupeKey
 	uint64		lo;
 } DedupeKey;
 
-typedef struct DedupeEntry
+/*
+ * A slot of the hash set: 16 bytes, half what a key with its own time and
+ * a status byte takes. It holds 86 bits of the key (all of hi, the top 22
+ * bits of lo) and, in the low 42 bits of lo, when the key was last seen:
+ * milliseconds since the PostgreSQL epoch plus one (until the year 2139),
+ * never 0, so an all-zero slot is empty. Two keys alike in those 86 bits
+ * count as one: for n random keys within the window that happens with a
+ * probability of about n^2 / 2^87 (n^2 / 2^81 for version 4 uuids, whose
+ * fixed bits fall in the part kept): 4e-9 for 100 million keys. The
+ * durable chunks keep all 128 bits.
+ */
+typedef struct DedupeSlot
 {
-	DedupeKey	key;
-	TimestampTz seen_at;
-	char		status;
-} DedupeEntry;
+	uint64		hi;
+	uint64		lo;
+} DedupeSlot;
 
-static inline uint32
+#define DEDUPE_TIME_BITS	42
+#define DEDUPE_TIME_MASK	((UINT64CONST(1) << DEDUPE_TIME_BITS) - 1)
+
+static inline bool
+SlotEmpty(const DedupeSlot *s)
+{
+	return s->hi == 0 && s->lo == 0;
+}
+
+static inline bool
+SlotHolds(const DedupeSlot *s, DedupeKey k)
+{
+	return s->hi == k.hi && ((s->lo ^ k.lo) & ~DEDUPE_TIME_MASK) == 0;
+}
+
+static inline TimestampTz
+SlotSeenAt(const DedupeSlot *s)
+{
+	return (TimestampTz) ((s->lo & DEDUPE_TIME_MASK) - 1) * 1000;
+}
+
+static inline void
+SlotSetSeenAt(DedupeSlot *s, TimestampTz t)
+{
+	int64		ms = t / 1000 + 1;
+
+	ms = Max(ms, 1);
+	ms = Min(ms, (int64) DEDUPE_TIME_MASK);
+	s->lo = (s->lo & ~DEDUPE_TIME_MASK) | (uint64) ms;
+}
+
+/* The hash of the part of a key a slot keeps. */
+static inline uint64
 DedupeKeyHash(DedupeKey k)
 {
-	return (uint32) hash_combine64(k.hi, k.lo * UINT64CONST(0x9E3779B97F4A7C15)) ^
-		(uint32) (k.lo >> 17);
+	uint64		x = k.hi ^ ((k.lo >> DEDUPE_TIME_BITS) * UINT64CONST(0x9E3779B97F4A7C15));
+
+	x ^= x >> 33;
+	x *= UINT64CONST(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	return x;
+}
+
+static inline uint64
+SlotHash(const DedupeSlot *s)
+{
+	DedupeKey	k = {s->hi, s->lo};
+
+	return DedupeKeyHash(k);
 }
 
 /*
@@ -182,35 +237,151 @@ DedupeFree(void *pointer)
 		munmap(h->base, h->len);
 }
 
-#define SH_PREFIX		dedupe
-#define SH_ELEMENT_TYPE DedupeEntry
-#define SH_KEY_TYPE		DedupeKey
-#define SH_KEY			key
-#define SH_HASH_KEY(tb, k)	DedupeKeyHash(k)
-#define SH_EQUAL(tb, a, b)	((a).hi == (b).hi && (a).lo == (b).lo)
-#define SH_SCOPE		static inline
 /*
- * At most 80% full. Probe runs stay short with Robin Hood hashing at that
- * fill, and a sparser set costs more than it saves: growing zeroes the
- * whole new array (measured at 0.5: page clearing was a tenth of the
- * trigger's time), and every probe misses the cache anyway.
+ * The set: open addressing with Robin Hood hashing (a key is never further
+ * from its home slot than the key it would pass), at most 80% full. Probe
+ * runs stay short at that fill, and a sparser set costs more than it
+ * saves: growing zeroes the whole new array (measured at 0.5: page
+ * clearing was a tenth of the trigger's time), and every probe misses the
+ * cache anyway.
  */
-#define SH_FILLFACTOR	(0.8)
-#define SH_USE_NONDEFAULT_ALLOCATOR
-#define SH_DECLARE
-#define SH_DEFINE
-#include "lib/simplehash.h"
+#define DEDUPE_FILL		0.8
 
-static void *
-dedupe_allocate(dedupe_hash *tb, Size size)
+typedef struct DedupeSet
 {
-	return DedupeAllocate(tb->ctx, size);
+	DedupeSlot *slots;
+	uint64		size;			/* a power of two */
+	uint64		mask;
+	uint64		members;
+	uint64		grow_threshold;
+} DedupeSet;
+
+static void
+DedupeSetAllocate(DedupeSet *set, MemoryContext cxt, uint64 size)
+{
+	set->slots = DedupeAllocate(cxt, size * sizeof(DedupeSlot));
+	set->size = size;
+	set->mask = size - 1;
+	set->members = 0;
+	set->grow_threshold = (uint64) (size * DEDUPE_FILL);
+}
+
+static inline uint64
+SlotDistance(const DedupeSet *set, uint64 at)
+{
+	return (at - SlotHash(&set->slots[at])) & set->mask;
+}
+
+/* The slot holding key, or NULL. */
+static DedupeSlot *
+DedupeSetLookup(DedupeSet *set, DedupeKey key)
+{
+	uint64		at = DedupeKeyHash(key) & set->mask;
+	uint64		dist;
+
+	for (dist = 0;; dist++, at = (at + 1) & set->mask)
+	{
+		DedupeSlot *s = &set->slots[at];
+
+		if (SlotEmpty(s) || SlotDistance(set, at) < dist)
+			return NULL;
+		if (SlotHolds(s, key))
+			return s;
+	}
+}
+
+/*
+ * The slot of key, *found saying whether it was there; a new slot holds
+ * the key with a seen time the caller sets. Does not grow the set.
+ */
+static DedupeSlot *
+DedupeSetInsert(DedupeSet *set, DedupeKey key, bool *found)
+{
+	uint64		at = DedupeKeyHash(key) & set->mask;
+	uint64		dist;
+
+	for (dist = 0;; dist++, at = (at + 1) & set->mask)
+	{
+		DedupeSlot *s = &set->slots[at];
+
+		if (!SlotEmpty(s) && SlotHolds(s, key))
+		{
+			*found = true;
+			return s;
+		}
+		if (SlotEmpty(s) || SlotDistance(set, at) < dist)
+		{
+			/* here: shift the rest of the run one slot on, up to a gap */
+			uint64		gap = at;
+
+			while (!SlotEmpty(&set->slots[gap]))
+				gap = (gap + 1) & set->mask;
+			while (gap != at)
+			{
+				uint64		prev = (gap - 1) & set->mask;
+
+				set->slots[gap] = set->slots[prev];
+				gap = prev;
+			}
+			s->hi = key.hi;
+			s->lo = key.lo & ~DEDUPE_TIME_MASK;
+			SlotSetSeenAt(s, 0);
+			set->members++;
+			*found = false;
+			return s;
+		}
+	}
+}
+
+/* Empties slot at, moving the keys after it back (no tombstones). */
+static void
+DedupeSetDeleteAt(DedupeSet *set, uint64 at)
+{
+	uint64		next = (at + 1) & set->mask;
+
+	while (!SlotEmpty(&set->slots[next]) && SlotDistance(set, next) > 0)
+	{
+		set->slots[at] = set->slots[next];
+		at = next;
+		next = (next + 1) & set->mask;
+	}
+	set->slots[at].hi = 0;
+	set->slots[at].lo = 0;
+	set->members--;
 }
 
 static void
-dedupe_free(dedupe_hash *tb, void *pointer)
+DedupeSetDelete(DedupeSet *set, DedupeKey key)
 {
-	DedupeFree(pointer);
+	DedupeSlot *s = DedupeSetLookup(set, key);
+
+	if (s != NULL)
+		DedupeSetDeleteAt(set, s - set->slots);
+}
+
+/* Re-homes every key in an array of newsize slots. */
+static void
+DedupeSetGrow(DedupeSet *set, MemoryContext cxt, uint64 newsize)
+{
+	DedupeSet	old = *set;
+	uint64		i;
+
+	DedupeSetAllocate(set, cxt, newsize);
+	for (i = 0; i < old.size; i++)
+	{
+		DedupeSlot *from = &old.slots[i];
+		DedupeKey	key;
+		DedupeSlot *to;
+		bool		found;
+
+		if (SlotEmpty(from))
+			continue;
+		key.hi = from->hi;
+		key.lo = from->lo;
+		to = DedupeSetInsert(set, key, &found);
+		to->lo = from->lo;
+	}
+	DedupeFree(old.slots);
 }
 
 typedef struct PendingKey
@@ -230,7 +401,7 @@ struct ValidateDedupeScope
 {
 	ScopeKey	id;				/* hash key */
 	MemoryContext cxt;
-	dedupe_hash *set;
+	DedupeSet	set;
 	uint64		next_xmin;		/* re-read chunks of xids >= this */
 	LocalTransactionId refreshed_lxid;
 	int64		window_usecs;	/* of the last check */
@@ -275,7 +446,7 @@ ValidateDedupeGetScope(const char *ruleset, const char *field)
 	{
 		scope->cxt = AllocSetContextCreate(TopMemoryContext, "camperso dedupe",
 										   ALLOCSET_DEFAULT_SIZES);
-		scope->set = dedupe_create(scope->cxt, 1024, NULL);
+		DedupeSetAllocate(&scope->set, scope->cxt, 1024);
 		scope->next_xmin = 0;
 		scope->refreshed_lxid = InvalidLocalTransactionId;
 		scope->window_usecs = 0;
@@ -322,14 +493,32 @@ KeyOf(ValidateValue *v)
 	return k;
 }
 
+/*
+ * Makes room for one more key: four times the slots at once while the set
+ * is small, as every growth re-inserts each key at a random place and a
+ * burst of new keys (a backlog, a bulk INSERT) would pay that many times
+ * over; twice the slots beyond.
+ */
+static inline void
+MakeRoom(ValidateDedupeScope *scope)
+{
+	DedupeSet  *set = &scope->set;
+
+	if (set->members + 1 >= set->grow_threshold)
+		DedupeSetGrow(set, scope->cxt,
+					  set->size * (set->size < DEDUPE_GROW_FAST_BELOW ? 4 : 2));
+}
+
 static void
 AddKey(ValidateDedupeScope *scope, DedupeKey key, TimestampTz seen_at)
 {
 	bool		found;
-	DedupeEntry *e = dedupe_insert(scope->set, key, &found);
+	DedupeSlot *e;
 
-	if (!found || e->seen_at < seen_at)
-		e->seen_at = seen_at;
+	MakeRoom(scope);
+	e = DedupeSetInsert(&scope->set, key, &found);
+	if (!found || SlotSeenAt(e) < seen_at)
+		SlotSetSeenAt(e, seen_at);
 }
 
 /* Reads the chunks committed since the last refresh (see file header). */
@@ -411,7 +600,7 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 				   TimestampTz *seen_at)
 {
 	DedupeKey	key = KeyOf(value);
-	DedupeEntry *e;
+	DedupeSlot *e;
 	bool		found;
 
 	if (scope->refreshed_lxid != MyProc->lxid)
@@ -420,32 +609,25 @@ ValidateDedupeSeen(ValidateDedupeScope *scope, ValidateValue *value,
 
 	if (!record)
 	{
-		e = dedupe_lookup(scope->set, key);
-		if (e != NULL && e->seen_at >= now - window_usecs)
+		e = DedupeSetLookup(&scope->set, key);
+		if (e != NULL && SlotSeenAt(e) >= now - window_usecs)
 		{
 			if (seen_at)
-				*seen_at = e->seen_at;
+				*seen_at = SlotSeenAt(e);
 			return true;
 		}
 		return false;
 	}
 
-	/*
-	 * Grow ahead of simplehash, four times at once while the set is small:
-	 * every growth re-inserts each key at a random place, and a burst of
-	 * new keys (a backlog, a bulk INSERT) would pay that many times over.
-	 */
-	if (scope->set->members + 1 >= scope->set->grow_threshold &&
-		scope->set->size < DEDUPE_GROW_FAST_BELOW)
-		dedupe_grow(scope->set, scope->set->size * 4);
-	e = dedupe_insert(scope->set, key, &found);
-	if (found && e->seen_at >= now - window_usecs)
+	MakeRoom(scope);
+	e = DedupeSetInsert(&scope->set, key, &found);
+	if (found && SlotSeenAt(e) >= now - window_usecs)
 	{
 		if (seen_at)
-			*seen_at = e->seen_at;
+			*seen_at = SlotSeenAt(e);
 		return true;
 	}
-	e->seen_at = now;			/* new, or seen before the window */
+	SlotSetSeenAt(e, now);		/* new, or seen before the window */
 	if (scope->npending == scope->maxpending)
 	{
 		scope->maxpending *= 2;
@@ -480,7 +662,7 @@ ValidateDedupePrefetch(ValidateDedupeScope *scope, ValidateValue *value)
 	{
 		DedupeKey	key = KeyOf(value);
 
-		__builtin_prefetch(&scope->set->data[DedupeKeyHash(key) & scope->set->sizemask]);
+		__builtin_prefetch(&scope->set.slots[DedupeKeyHash(key) & scope->set.mask]);
 	}
 }
 
@@ -501,7 +683,7 @@ ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value)
 		if (!p->dead && p->key.hi == key.hi && p->key.lo == key.lo)
 		{
 			p->dead = true;
-			dedupe_delete(scope->set, key);
+			DedupeSetDelete(&scope->set, key);
 			return;
 		}
 	}
@@ -511,14 +693,18 @@ ValidateDedupeUnrecord(ValidateDedupeScope *scope, ValidateValue *value)
 static void
 Sweep(ValidateDedupeScope *scope, TimestampTz cutoff)
 {
-	dedupe_iterator it;
-	DedupeEntry *e;
+	DedupeSet  *set = &scope->set;
+	uint64		at = 0;
 
-	dedupe_start_iterate(scope->set, &it);
-	while ((e = dedupe_iterate(scope->set, &it)) != NULL)
+	/* a deletion moves the next keys back one slot: look at it again */
+	while (at < set->size)
 	{
-		if (e->seen_at < cutoff)
-			dedupe_delete_item(scope->set, e);
+		DedupeSlot *s = &set->slots[at];
+
+		if (!SlotEmpty(s) && SlotSeenAt(s) < cutoff)
+			DedupeSetDeleteAt(set, at);
+		else
+			at++;
 	}
 }
 
@@ -612,7 +798,7 @@ Forget(SubTransactionId subid)
 		{
 			scope->npending--;
 			if (!scope->pending[scope->npending].dead)
-				dedupe_delete(scope->set, scope->pending[scope->npending].key);
+				DedupeSetDelete(&scope->set, scope->pending[scope->npending].key);
 		}
 	}
 }

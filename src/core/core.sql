@@ -65,7 +65,8 @@ COMMENT ON TABLE camperso.quarantine IS 'Messages and rows that could not be lan
 COMMENT ON COLUMN camperso.quarantine.source IS 'Source name, NULL for rows diverted by a trigger outside a source';
 COMMENT ON COLUMN camperso.quarantine.target IS 'Relation the row was meant for (qualified name)';
 COMMENT ON COLUMN camperso.quarantine.payload IS 'The message or row exactly as received';
-COMMENT ON COLUMN camperso.quarantine.rule IS 'First rule broken: a validation rule name, or decode/type errors such as malformed_json, invalid_utf8, wrong_type, out_of_range, oversized';
+COMMENT ON COLUMN camperso.quarantine.ruleset IS 'Ruleset whose rule the message or row broke; NULL when it did not decode, did not fit the target''s column types or constraints, or was skipped by a trigger of the target (skipped_by_trigger)';
+COMMENT ON COLUMN camperso.quarantine.rule IS 'First rule broken: a validation rule name, or decode/type errors such as malformed_json, invalid_utf8, wrong_type, out_of_range, oversized, or skipped_by_trigger';
 COMMENT ON COLUMN camperso.quarantine.reason IS 'Human-readable reason';
 
 -- ---------------------------------------------------------------------------

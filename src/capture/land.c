@@ -197,11 +197,6 @@ LandQuarantine(LandState *ls, int msgidx, const char *rule, const char *field,
 	q->reason = reason ? pstrdup(reason) : pstrdup(rule);
 	q->app_id = NULL;
 	q->id = -1;
-	q->stored_payload = q->msg->payload;
-	q->stored_payload_len = q->msg->payload_len;
-	q->stored_key = q->msg->key;
-	q->stored_key_len = q->msg->key_len;
-	q->stored_encrypted = false;
 	MemoryContextSwitchTo(old);
 }
 

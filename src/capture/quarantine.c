@@ -232,6 +232,10 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 			SET(QC_PARTITION, Int32GetDatum(m->partition));
 		if (m->offset >= 0)
 			SET(QC_OFFSET, Int64GetDatum(m->offset));
+		/* what the row holds, handed back for the dead-letter copy */
+		q->stored_payload = m->payload;
+		q->stored_payload_len = m->payload_len;
+		q->stored_encrypted = false;
 		q->stored_key = NULL;
 		q->stored_key_len = 0;
 		if (m->key)
@@ -259,11 +263,11 @@ CaptureQuarantineInsert(CaptureTarget *target, CaptureQuarantineRow *rows, int n
 				q->stored_payload = VARDATA(stored);
 				q->stored_payload_len = VARSIZE(stored) - VARHDRSZ;
 				q->stored_encrypted = true;
-			}
-			if (encrypted && encrypted_attno != InvalidAttrNumber)
-			{
-				v[encrypted_attno - 1] = BoolGetDatum(true);
-				n[encrypted_attno - 1] = false;
+				if (encrypted_attno != InvalidAttrNumber)
+				{
+					v[encrypted_attno - 1] = BoolGetDatum(true);
+					n[encrypted_attno - 1] = false;
+				}
 			}
 		}
 		else
